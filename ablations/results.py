@@ -1,0 +1,189 @@
+"""The result files of a claim and how they are written.
+
+`DIR/<id>/` holds result.json (the stable schema the report and the regression check read),
+table.csv and figure.png. All three are written into a temporary folder that then replaces the
+claim's folder, so a run killed at any moment leaves either the old complete result or the new
+one, never a mixture, and an unfinished claim leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ablations.registry import Claim, Judgement, Measurement
+from makemore.data import REPO_ROOT
+
+SCHEMA_VERSION = 1
+RESULT_FILE = "result.json"
+SUMMARY_FILE = "summary.json"
+SHARED_SOURCE = REPO_ROOT.parent / "shared" / "source"
+PACKAGE_VERSION = "0.1.0"
+
+
+def code_version() -> str:
+    """Hash of the library and ablation sources: any change to them invalidates cached results."""
+    digest = hashlib.sha256()
+    for package in ("makemore", "ablations"):
+        for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_key(claim: Claim, context_description: dict[str, Any], data_sha256: str) -> str:
+    payload = json.dumps(
+        {"claim": claim.id, "context": context_description, "code": code_version(),
+         "data": data_sha256},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "makemore", "ablations"],
+                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout
+    return out.stdout.strip() + ("+dirty" if dirty.strip() else "")
+
+
+def versions() -> dict[str, str]:
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "package": PACKAGE_VERSION}
+
+
+def quote(claim: Claim, limit: int = 600) -> str:
+    """The cited lines of the source, when the shared sources are beside the checkout."""
+    path = SHARED_SOURCE / claim.source.file
+    if not path.is_file():
+        return ""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    picked = [lines[n - 1].strip() for n in claim.source.line_numbers() if 0 < n <= len(lines)]
+    text = " ".join(picked)
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _finite(value: float) -> float | str:
+    """JSON has no inf/nan: they are written as the strings "inf", "-inf", "nan"."""
+    return value if math.isfinite(value) else str(value)
+
+
+def result_record(
+    claim: Claim,
+    measurement: Measurement,
+    judgement: Judgement,
+    *,
+    context: dict[str, Any],
+    data_sha256: str,
+    duration_s: float,
+    key: str,
+) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_VERSION,
+        "id": claim.id,
+        "family": claim.family,
+        "statement": claim.statement,
+        "source": {"file": claim.source.file, "doc": claim.source.doc,
+                   "lines": claim.source.lines, "quote": quote(claim)},
+        "verdict": judgement.verdict.value,
+        "evidence": judgement.evidence,
+        "holds_instead": judgement.holds_instead,
+        "tolerance": judgement.tolerance,
+        "metrics": {
+            name: {"mean": _finite(m.mean), "ci_low": _finite(m.ci_low),
+                   "ci_high": _finite(m.ci_high), "n": m.n, "unit": m.unit}
+            for name, m in measurement.metrics.items()
+        },
+        "source_values": {k: _finite(float(v)) for k, v in claim.source_values.items()},
+        "predictions": {k: _finite(float(v)) for k, v in measurement.predictions.items()},
+        "profile": context["profile"]["name"],
+        "seeds": context["seeds"],
+        "steps": measurement.steps,
+        "device": context["device"],
+        "duration_s": round(duration_s, 3),
+        "versions": versions(),
+        "data_sha256": data_sha256,
+        "git_commit": git_commit(),
+        "cache_key": key,
+        "files": {"table": "table.csv", "figure": "figure.png"},
+    }
+
+
+def write_claim(out_dir: Path, claim_id: str, record: dict[str, Any], measurement: Measurement,
+                figure: Any) -> Path:
+    """Write the three files into a temporary folder, then swap it in for DIR/<id>."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{claim_id}-", dir=out_dir))
+    try:
+        measurement.table.to_csv(staging / "table.csv", index=False)
+        figure.savefig(staging / "figure.png", dpi=110)
+        (staging / RESULT_FILE).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
+        final = out_dir / claim_id
+        retired = out_dir / f".old-{claim_id}"
+        if retired.exists():
+            shutil.rmtree(retired)
+        if final.exists():
+            final.rename(retired)
+        staging.rename(final)
+        shutil.rmtree(retired, ignore_errors=True)
+        return final
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def recover(out_dir: Path) -> None:
+    """Undo what a kill can leave: a half-written staging folder (removed) or a finished result
+    moved aside but not yet replaced (moved back)."""
+    if not out_dir.is_dir():
+        return
+    for path in out_dir.iterdir():
+        if path.name.startswith(".tmp-"):
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.name.startswith(".old-"):
+            final = out_dir / path.name[len(".old-"):]
+            if final.exists():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.rename(final)
+
+
+class CorruptResultError(ValueError):
+    pass
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise CorruptResultError(f"{path}: not a readable result file ({err})") from err
+    if not isinstance(record, dict) or "id" not in record or "verdict" not in record:
+        raise CorruptResultError(f"{path}: missing 'id' or 'verdict'")
+    return record
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=2, allow_nan=False)
+            handle.write("\n")
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,47 @@
+"""A dependency-free progress bar with rate and ETA on stderr. On a terminal it redraws one
+line; elsewhere (CI logs) it prints at most one line per tenth of the work."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class Progress:
+    def __init__(self, total: int, label: str, unit: str = "steps", stream: TextIO | None = None):
+        self.total = max(int(total), 1)
+        self.label = label
+        self.unit = unit
+        self.stream = stream if stream is not None else sys.stderr
+        self.done = 0
+        self.start = time.monotonic()
+        self.live = self.stream.isatty()
+        self._last_tenth = -1
+
+    def __call__(self, n: int = 1) -> None:
+        self.update(n)
+
+    def update(self, n: int = 1) -> None:
+        self.done = min(self.done + n, self.total)
+        tenth = self.done * 10 // self.total
+        if self.live:
+            self.stream.write("\r" + self.line())
+            self.stream.flush()
+        elif tenth != self._last_tenth:
+            self._last_tenth = tenth
+            self.stream.write(self.line() + "\n")
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.start
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+        filled = int(24 * self.done / self.total)
+        bar = "#" * filled + "." * (24 - filled)
+        return (f"{self.label} [{bar}] {self.done}/{self.total} {self.unit} "
+                f"{rate:,.0f}/s elapsed {elapsed:,.0f}s eta {eta:,.0f}s")
+
+    def close(self) -> None:
+        if self.live:
+            self.stream.write("\n")
+            self.stream.flush()
