@@ -15,6 +15,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,19 +32,21 @@ SHARED_SOURCE = REPO_ROOT.parent / "shared" / "source"
 PACKAGE_VERSION = "0.1.0"
 
 
-def code_version() -> str:
-    """Hash of the library and ablation sources: any change to them invalidates cached results."""
+def code_version(claim: Claim) -> str:
+    """Hash of the code a claim's result depends on: the library, the framework modules and the
+    claim's own family module. Editing another family does not invalidate this claim's cache."""
+    own = Path(sys.modules[claim.measure.__module__].__file__ or "")
+    files = sorted((REPO_ROOT / "makemore").glob("*.py")) + sorted((REPO_ROOT / "ablations").glob("*.py"))
     digest = hashlib.sha256()
-    for package in ("makemore", "ablations"):
-        for path in sorted((REPO_ROOT / package).rglob("*.py")):
-            digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
-            digest.update(path.read_bytes())
+    for path in [*files, own]:
+        digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
 def cache_key(claim: Claim, context_description: dict[str, Any], data_sha256: str) -> str:
     payload = json.dumps(
-        {"claim": claim.id, "context": context_description, "code": code_version(),
+        {"claim": claim.id, "context": context_description, "code": code_version(claim),
          "data": data_sha256},
         sort_keys=True,
     )
