@@ -52,6 +52,7 @@ class Context:
     n_seeds: int | None = None
     data_path: str | None = None
     allow_other_data: bool = False
+    progress: Callable[[int], None] | None = None  # told of finished training steps
     _memo: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property

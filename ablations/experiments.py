@@ -71,7 +71,8 @@ def mlp_run(ctx: Context, config: str, steps: int | None = None, **overrides: An
         streams = Streams(ctx.seeds)
         model = mlp(streams, config, **overrides).to(ctx.device)
         splits = ctx.splits()
-        history = train(model, splits.train, train_config(ctx, steps), streams)
+        history = train(model, splits.train, train_config(ctx, steps), streams,
+                        progress=ctx.progress)
         return Trained(model, history, grid(ctx), evaluate(model, splits.train).numpy(),
                        evaluate(model, splits.dev).numpy())
 
@@ -114,7 +115,8 @@ def deep_diagnostics(
         ratios = UpdateRatios()
         history = train(model, ctx.splits().train,
                         TrainConfig(steps=steps, lr=lr, decay_step=None), streams,
-                        callbacks=[ratios], retain_activation_grads=True)
+                        callbacks=[ratios], retain_activation_grads=True,
+                        progress=ctx.progress)
         activations = _with_members(pd.DataFrame(activation_stats(model, saturation_threshold)),
                                     members)
         grads = _with_members(pd.DataFrame(grad_data_ratios(model)), members)

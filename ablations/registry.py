@@ -32,7 +32,7 @@ SOURCE_FILES = {
 }
 
 
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     REPRODUCED = "reproduced"
     PARTLY = "partly reproduced"
     NOT_REPRODUCED = "not reproduced"

@@ -23,6 +23,7 @@ from ablations.results import (
     write_claim,
     write_json_atomic,
 )
+from makemore.progress import Progress
 
 
 @dataclass
@@ -46,7 +47,14 @@ def cached_record(out_dir: Path, claim_id: str, key: str) -> dict[str, Any] | No
 
 def run_claim(claim: Claim, context: Context, out_dir: Path, key: str) -> dict[str, Any]:
     start = time.monotonic()
-    measurement = claim.measure(context)
+    bar = Progress(None, claim.id, "training steps")
+    context.progress = bar
+    try:
+        measurement = claim.measure(context)
+    finally:
+        context.progress = None
+        if bar.done:
+            bar.close()
     judgement = claim.judge(measurement, context)
     figure = new_figure()
     claim.plot(measurement, figure)

@@ -8,6 +8,7 @@ results never silently come from a different file: its sha256 travels with every
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import random
 import urllib.request
@@ -53,7 +54,7 @@ def locate(path: str | os.PathLike[str] | None = None, download: bool = True) ->
     if download:
         try:
             return _download(DEFAULT_PATH)
-        except OSError as err:
+        except (OSError, http.client.HTTPException) as err:
             reason = f"download from {NAMES_URL} failed ({err})"
     else:
         reason = "downloading was not allowed"
@@ -117,7 +118,15 @@ def load_words(path: str | os.PathLike[str] | None = None, allow_other: bool = F
             "lecture's names.txt. Restore the original, or pass --allow-other-data to run on it "
             "(results then carry its sha256)"
         )
-    text = found.read_bytes().decode("utf-8", errors="strict")
+    raw = found.read_bytes()
+    try:
+        text = raw.decode("utf-8", errors="strict")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(
+            f"{found}: line {line} has the byte {raw[err.start]:#04x}, which is not UTF-8 text; "
+            "only lowercase a-z allowed"
+        ) from None
     return Words(tuple(parse_words(text, str(found))), digest, found)
 
 

@@ -9,8 +9,11 @@ from typing import TextIO
 
 
 class Progress:
-    def __init__(self, total: int, label: str, unit: str = "steps", stream: TextIO | None = None):
-        self.total = max(int(total), 1)
+    def __init__(self, total: int | None, label: str, unit: str = "steps",
+                 stream: TextIO | None = None):
+        """total=None: an open-ended counter (rate, no ETA), drawn on terminals only."""
+        self.open_ended = total is None
+        self.total = max(int(total or 1), 1)
         self.label = label
         self.unit = unit
         self.stream = stream if stream is not None else sys.stderr
@@ -23,18 +26,20 @@ class Progress:
         self.update(n)
 
     def update(self, n: int = 1) -> None:
-        self.done = min(self.done + n, self.total)
+        self.done = self.done + n if self.open_ended else min(self.done + n, self.total)
         tenth = self.done * 10 // self.total
         if self.live:
             self.stream.write("\r" + self.line())
             self.stream.flush()
-        elif tenth != self._last_tenth:
+        elif not self.open_ended and tenth != self._last_tenth:
             self._last_tenth = tenth
             self.stream.write(self.line() + "\n")
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.start
         rate = self.done / elapsed if elapsed > 0 else 0.0
+        if self.open_ended:
+            return f"{self.label}: {self.done:,} {self.unit} {rate:,.0f}/s elapsed {elapsed:,.0f}s"
         eta = (self.total - self.done) / rate if rate > 0 else float("nan")
         filled = int(24 * self.done / self.total)
         bar = "#" * filled + "." * (24 - filled)
