@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,7 @@ def result_record(
         "data_sha256": data_sha256,
         "git_commit": git_commit(),
         "cache_key": key,
+        "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "files": {"table": "table.csv", "figure": "figure.png"},
     }
 
