@@ -54,6 +54,7 @@ class Module:
 
     param_names: tuple[str, ...] = ()
     buffer_names: tuple[str, ...] = ()
+    constant_names: tuple[str, ...] = ()  # tensors that are neither, but must follow to()
     training = True
     out: torch.Tensor
 
@@ -95,6 +96,10 @@ class Module:
                 if tensor is not None:
                     moved = tensor.detach().to(device)
                     setattr(module, name, moved.requires_grad_(name in module.param_names))
+            for name in module.constant_names:
+                value = getattr(module, name)
+                if isinstance(value, torch.Tensor):
+                    setattr(module, name, value.to(device))
         return self
 
     def requires_grad_(self) -> Module:
@@ -156,6 +161,7 @@ class BatchNorm1d(Module):
 
     param_names = ("gamma", "beta")
     buffer_names = ("running_mean", "running_var")
+    constant_names = ("momentum",)  # a per-member momentum is a tensor
 
     def __init__(
         self,
