@@ -115,6 +115,7 @@ def result_record(
         "source_values": {k: _finite(float(v)) for k, v in claim.source_values.items()},
         "predictions": {k: _finite(float(v)) for k, v in measurement.predictions.items()},
         "profile": context["profile"]["name"],
+        "profile_settings": context["profile"],
         "seeds": context["seeds"],
         "steps": measurement.steps,
         "device": context["device"],
