@@ -9,13 +9,13 @@ from pathlib import Path
 
 from ablations.context import PROFILES, Context
 from ablations.registry import UnknownClaimError, load_all, select
-from makemore.cli import device_arg, positive_int, run_guarded
+from makemore.cli import Parser, device_arg, positive_int, run_guarded
 
 DEFAULT_OUT = Path("results")
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m ablations", description=__doc__)
+    top = Parser(prog="python -m ablations", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
     listing = sub.add_parser("list", help="list the registered claims")
     listing.add_argument("--json", action="store_true", help="print the list as JSON")

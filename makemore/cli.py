@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 import torch
 
@@ -23,6 +24,13 @@ from makemore.train import TrainConfig, evaluate, sample, train
 DEEP_CONFIGS = {"deep": {}, "deep-bn": {"batchnorm": "before", "batchnorm_last": True, "gain": 1.0}}
 CONFIGS = [*MLP_CONFIGS, *DEEP_CONFIGS]
 SAMPLE_SEED = NOTEBOOK_SEED + 10  # the notebook's sampling generator
+
+
+class Parser(argparse.ArgumentParser):
+    """Argument errors in one line (the usage is one --help away) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def positive_int(text: str) -> int:
@@ -60,7 +68,7 @@ def build(name: str, streams: Streams) -> Module:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m makemore", description=__doc__,
+    top = Parser(prog="python -m makemore", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = top.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
