@@ -19,27 +19,50 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     listing = sub.add_parser("list", help="list the registered claims")
     listing.add_argument("--json", action="store_true", help="print the list as JSON")
-    run = sub.add_parser("run", help="run the ablations and write DIR/<id>/{result.json,table.csv,figure.png}")
-    run.add_argument("--profile", choices=sorted(PROFILES), default="quick",
-                     help="quick: CI-sized; full: lecture-faithful (default: quick)")
-    run.add_argument("--only", action="append", metavar="PATTERN",
-                     help="claim ID, glob (e.g. 'bn.*') or family; repeatable")
-    run.add_argument("--seeds", type=positive_int, help="seeds per condition (default: the profile's)")
+    run = sub.add_parser(
+        "run", help="run the ablations and write DIR/<id>/{result.json,table.csv,figure.png}"
+    )
+    run.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="quick",
+        help="quick: CI-sized; full: lecture-faithful (default: quick)",
+    )
+    run.add_argument(
+        "--only",
+        action="append",
+        metavar="PATTERN",
+        help="claim ID, glob (e.g. 'bn.*') or family; repeatable",
+    )
+    run.add_argument(
+        "--seeds", type=positive_int, help="seeds per condition (default: the profile's)"
+    )
     run.add_argument("--device", type=device_arg, default="cpu", help="cpu or cuda (default: cpu)")
-    run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default: results)")
+    run.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="results folder (default: results)"
+    )
     run.add_argument("--force", action="store_true", help="re-run claims whose results are cached")
     run.add_argument("--data", help="path to names.txt (see data/README.md)")
-    run.add_argument("--allow-other-data", action="store_true",
-                     help="accept a names file whose sha256 is not the lecture's")
+    run.add_argument(
+        "--allow-other-data",
+        action="store_true",
+        help="accept a names file whose sha256 is not the lecture's",
+    )
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "list":
-        claims = load_all()
-        rows = [{"id": c.id, "family": c.family, "statement": c.statement,
-                 "source": f"{c.source.doc}:{c.source.lines}"} for c in claims.values()]
+        rows = [
+            {
+                "id": c.id,
+                "family": c.family,
+                "statement": c.statement,
+                "source": f"{c.source.doc}:{c.source.lines}",
+            }
+            for c in load_all().values()
+        ]
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
@@ -49,8 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     from ablations.runner import run_all
 
     claims = select(args.only)
-    context = Context(PROFILES[args.profile], device=args.device, n_seeds=args.seeds,
-                      data_path=args.data, allow_other_data=args.allow_other_data)
+    context = Context(
+        PROFILES[args.profile],
+        device=args.device,
+        n_seeds=args.seeds,
+        data_path=args.data,
+        allow_other_data=args.allow_other_data,
+    )
     context.splits()  # fail on bad data before any work starts
     outcomes = run_all(claims, context, args.out, force=args.force)
     counts: dict[str, int] = {}

@@ -39,12 +39,26 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("quick", seeds=4, train_steps=4_000, decay_step=3_000, diag_steps=1_000,
-                     deep_steps=1_000,
-                     sweep_points=5, samples=200),
-    "full": Profile("full", seeds=16, train_steps=200_000, decay_step=100_000, diag_steps=1_000,
-                    deep_steps=10_000,
-                    sweep_points=13, samples=2_000),
+    "quick": Profile(
+        "quick",
+        seeds=4,
+        train_steps=4_000,
+        decay_step=3_000,
+        diag_steps=1_000,
+        deep_steps=1_000,
+        sweep_points=5,
+        samples=200,
+    ),
+    "full": Profile(
+        "full",
+        seeds=16,
+        train_steps=200_000,
+        decay_step=100_000,
+        diag_steps=1_000,
+        deep_steps=10_000,
+        sweep_points=13,
+        samples=2_000,
+    ),
 }
 
 

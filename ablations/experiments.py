@@ -71,10 +71,16 @@ def mlp_run(ctx: Context, config: str, steps: int | None = None, **overrides: An
         streams = Streams(ctx.seeds)
         model = mlp(streams, config, **overrides).to(ctx.device)
         splits = ctx.splits()
-        history = train(model, splits.train, train_config(ctx, steps), streams,
-                        progress=ctx.progress)
-        return Trained(model, history, grid(ctx), evaluate(model, splits.train).numpy(),
-                       evaluate(model, splits.dev).numpy())
+        history = train(
+            model, splits.train, train_config(ctx, steps), streams, progress=ctx.progress
+        )
+        return Trained(
+            model,
+            history,
+            grid(ctx),
+            evaluate(model, splits.train).numpy(),
+            evaluate(model, splits.dev).numpy(),
+        )
 
     return ctx.shared(key, compute)
 
@@ -106,22 +112,39 @@ def deep_diagnostics(
     # The notebook's loop runs i = 0..1000 and breaks after the update of i = 1000: the layers'
     # outputs it inspects come from the forward pass after 1,000 updates, i.e. step 1,001.
     steps = steps or ctx.profile.diag_steps + 1
-    key = ("deep", steps, lr, saturation_threshold, tuple(sorted(config.items())),
-           tuple(members.itertuples(index=False)))
+    key = (
+        "deep",
+        steps,
+        lr,
+        saturation_threshold,
+        tuple(sorted(config.items())),
+        tuple(members.itertuples(index=False)),
+    )
 
     def compute() -> Diagnosed:
         streams = Streams(list(members.seed))
         model = deep(streams, DeepConfig(), **config).to(ctx.device)
         ratios = UpdateRatios()
-        history = train(model, ctx.splits().train,
-                        TrainConfig(steps=steps, lr=lr, decay_step=None), streams,
-                        callbacks=[ratios], retain_activation_grads=True,
-                        progress=ctx.progress)
-        activations = _with_members(pd.DataFrame(activation_stats(model, saturation_threshold)),
-                                    members)
+        history = train(
+            model,
+            ctx.splits().train,
+            TrainConfig(steps=steps, lr=lr, decay_step=None),
+            streams,
+            callbacks=[ratios],
+            retain_activation_grads=True,
+            progress=ctx.progress,
+        )
+        activations = _with_members(
+            pd.DataFrame(activation_stats(model, saturation_threshold)), members
+        )
         grads = _with_members(pd.DataFrame(grad_data_ratios(model)), members)
-        return Diagnosed(Trained(model, history, members), activations, grads,
-                         ratios.values.numpy(), ratios.names)
+        return Diagnosed(
+            Trained(model, history, members),
+            activations,
+            grads,
+            ratios.values.numpy(),
+            ratios.names,
+        )
 
     return ctx.shared(key, compute)
 

@@ -37,7 +37,9 @@ def code_version(claim: Claim) -> str:
     """Hash of the code a claim's result depends on: the library, the framework modules and the
     claim's own family module. Editing another family does not invalidate this claim's cache."""
     own = Path(sys.modules[claim.measure.__module__].__file__ or "")
-    files = sorted((REPO_ROOT / "makemore").glob("*.py")) + sorted((REPO_ROOT / "ablations").glob("*.py"))
+    files = sorted((REPO_ROOT / "makemore").glob("*.py")) + sorted(
+        (REPO_ROOT / "ablations").glob("*.py")
+    )
     digest = hashlib.sha256()
     for path in [*files, own]:
         digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
@@ -47,8 +49,12 @@ def code_version(claim: Claim) -> str:
 
 def cache_key(claim: Claim, context_description: dict[str, Any], data_sha256: str) -> str:
     payload = json.dumps(
-        {"claim": claim.id, "context": context_description, "code": code_version(claim),
-         "data": data_sha256},
+        {
+            "claim": claim.id,
+            "context": context_description,
+            "code": code_version(claim),
+            "data": data_sha256,
+        },
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
@@ -56,18 +62,32 @@ def cache_key(claim: Claim, context_description: dict[str, Any], data_sha256: st
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                             text=True, timeout=10, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "makemore", "ablations"],
-                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "makemore", "ablations"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout
     return out.stdout.strip() + ("+dirty" if dirty.strip() else "")
 
 
 def versions() -> dict[str, str]:
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "package": PACKAGE_VERSION}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "package": PACKAGE_VERSION,
+    }
 
 
 def quote(claim: Claim, limit: int = 600) -> str:
@@ -101,15 +121,24 @@ def result_record(
         "id": claim.id,
         "family": claim.family,
         "statement": claim.statement,
-        "source": {"file": claim.source.file, "doc": claim.source.doc,
-                   "lines": claim.source.lines, "quote": quote(claim)},
+        "source": {
+            "file": claim.source.file,
+            "doc": claim.source.doc,
+            "lines": claim.source.lines,
+            "quote": quote(claim),
+        },
         "verdict": judgement.verdict.value,
         "evidence": judgement.evidence,
         "holds_instead": judgement.holds_instead,
         "tolerance": judgement.tolerance,
         "metrics": {
-            name: {"mean": _finite(m.mean), "ci_low": _finite(m.ci_low),
-                   "ci_high": _finite(m.ci_high), "n": m.n, "unit": m.unit}
+            name: {
+                "mean": _finite(m.mean),
+                "ci_low": _finite(m.ci_low),
+                "ci_high": _finite(m.ci_high),
+                "n": m.n,
+                "unit": m.unit,
+            }
             for name, m in measurement.metrics.items()
         },
         "source_values": {k: _finite(float(v)) for k, v in claim.source_values.items()},
@@ -129,8 +158,9 @@ def result_record(
     }
 
 
-def write_claim(out_dir: Path, claim_id: str, record: dict[str, Any], measurement: Measurement,
-                figure: Any) -> Path:
+def write_claim(
+    out_dir: Path, claim_id: str, record: dict[str, Any], measurement: Measurement, figure: Any
+) -> Path:
     """Write the three files into a temporary folder, then swap it in for DIR/<id>."""
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{claim_id}-", dir=out_dir))
@@ -161,7 +191,7 @@ def recover(out_dir: Path) -> None:
         if path.name.startswith(".tmp-"):
             shutil.rmtree(path, ignore_errors=True)
         elif path.name.startswith(".old-"):
-            final = out_dir / path.name[len(".old-"):]
+            final = out_dir / path.name[len(".old-") :]
             if final.exists():
                 shutil.rmtree(path, ignore_errors=True)
             else:

@@ -59,9 +59,13 @@ def run_claim(claim: Claim, context: Context, out_dir: Path, key: str) -> dict[s
     figure = new_figure()
     claim.plot(measurement, figure)
     record = result_record(
-        claim, measurement, judgement,
-        context=context.describe(), data_sha256=context.data_sha256,
-        duration_s=time.monotonic() - start, key=key,
+        claim,
+        measurement,
+        judgement,
+        context=context.describe(),
+        data_sha256=context.data_sha256,
+        duration_s=time.monotonic() - start,
+        key=key,
     )
     write_claim(out_dir, claim.id, record, measurement, figure)
     return record
@@ -88,25 +92,34 @@ def run_all(
         outcomes.append(Outcome(claim.id, record["verdict"], duration, cached))
         elapsed = time.monotonic() - started
         eta = elapsed / number * (len(claims) - number)
-        report(f"[{number}/{len(claims)}] {claim.id}: {record['verdict']}"
-               f" ({'cached' if cached else f'{duration:.1f}s'}; elapsed {elapsed:.0f}s,"
-               f" eta {eta:.0f}s)")
+        report(
+            f"[{number}/{len(claims)}] {claim.id}: {record['verdict']}"
+            f" ({'cached' if cached else f'{duration:.1f}s'}; elapsed {elapsed:.0f}s,"
+            f" eta {eta:.0f}s)"
+        )
         write_summary(out_dir, context, outcomes, time.monotonic() - started)
     return outcomes
 
 
 def write_summary(out_dir: Path, context: Context, outcomes: list[Outcome], wall_s: float) -> None:
     """Summary of every claim folder present in out_dir, this run's first."""
-    write_json_atomic(out_dir / SUMMARY_FILE, {
-        "profile": context.profile.name,
-        "seeds": context.seeds,
-        "device": str(context.device),
-        "versions": versions(),
-        "data_sha256": context.data_sha256,
-        "wall_s": round(wall_s, 1),
-        "claims": [
-            {"id": o.claim_id, "verdict": o.verdict, "duration_s": round(o.duration_s, 3),
-             "cached": o.cached}
-            for o in outcomes
-        ],
-    })
+    write_json_atomic(
+        out_dir / SUMMARY_FILE,
+        {
+            "profile": context.profile.name,
+            "seeds": context.seeds,
+            "device": str(context.device),
+            "versions": versions(),
+            "data_sha256": context.data_sha256,
+            "wall_s": round(wall_s, 1),
+            "claims": [
+                {
+                    "id": o.claim_id,
+                    "verdict": o.verdict,
+                    "duration_s": round(o.duration_s, 3),
+                    "cached": o.cached,
+                }
+                for o in outcomes
+            ],
+        },
+    )

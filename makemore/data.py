@@ -130,7 +130,9 @@ def load_words(path: str | os.PathLike[str] | None = None, allow_other: bool = F
     return Words(tuple(parse_words(text, str(found))), digest, found)
 
 
-def build_dataset(words: list[str] | tuple[str, ...], block_size: int) -> tuple[torch.Tensor, ...]:
+def build_dataset(
+    words: list[str] | tuple[str, ...], block_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One example per character of each word + '.', the context sliding over [0]*block_size."""
     xs: list[list[int]] = []
     ys: list[int] = []

@@ -18,12 +18,16 @@ def per_member_std(t: torch.Tensor) -> torch.Tensor:
     return (centred.square().sum(1) / (flat.shape[1] - 1)).sqrt().to(t.dtype)
 
 
-def activation_stats(model: Module, threshold: float = 0.97, kind: type[Module] = Activation) -> list[dict]:
+def activation_stats(
+    model: Module, threshold: float = 0.97, kind: type[Module] = Activation
+) -> list[dict]:
     """One row per (layer of `kind`, member): `layer` is the index in model.modules(), `position`
     the depth among layers of that kind; mean, std and saturated fraction (|out| > threshold)
     of the layer's last output, and the std of its gradient when it was retained."""
     rows = []
-    chosen = [(i, m) for i, m in enumerate(model.modules()) if isinstance(m, kind) and hasattr(m, "out")]
+    chosen = [
+        (i, m) for i, m in enumerate(model.modules()) if isinstance(m, kind) and hasattr(m, "out")
+    ]
     for position, (index, layer) in enumerate(chosen):
         out = layer.out.detach()
         flat = out.flatten(1)
@@ -52,8 +56,14 @@ def grad_data_ratios(model: Module) -> list[dict]:
             continue
         ratio = per_member_std(p.grad) / per_member_std(p)
         for member, value in enumerate(ratio.tolist()):
-            rows.append({"parameter": name, "shape": tuple(p.shape[1:]), "member": member,
-                         "grad_data": value})
+            rows.append(
+                {
+                    "parameter": name,
+                    "shape": tuple(p.shape[1:]),
+                    "member": member,
+                    "grad_data": value,
+                }
+            )
     return rows
 
 
@@ -77,7 +87,8 @@ class UpdateRatios:
         with torch.no_grad():
             ratios = []
             for _, p in named:
-                update = per_member(state.lr, members, p.dim()) * p.grad  # type: ignore[operator]
+                assert p.grad is not None
+                update = p.grad * per_member(state.lr, members, p.dim())
                 ratios.append((per_member_std(update) / per_member_std(p)).log10())
             self._records.append(torch.stack(ratios, dim=1))
         self.steps.append(state.step)

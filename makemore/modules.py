@@ -193,7 +193,9 @@ class BatchNorm1d(Module):
                 raise ValueError("BatchNorm1d in training mode needs a batch of at least 2")
             mean = x.mean(1, keepdim=True)
             unbiased = x.var(1, keepdim=True)
-            var = unbiased if self.convention == "lecture" else x.var(1, keepdim=True, unbiased=False)
+            var = (
+                unbiased if self.convention == "lecture" else x.var(1, keepdim=True, unbiased=False)
+            )
         else:
             mean = self.running_mean.unsqueeze(1)
             stored = self.running_var.unsqueeze(1)
@@ -326,5 +328,7 @@ class Sequential(Module):
 def member_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of each member: logits (E, B, V), targets (E, B) -> (E,)."""
     members, batch, vocab = logits.shape
-    losses = F.cross_entropy(logits.reshape(members * batch, vocab), targets.reshape(-1), reduction="none")
+    losses = F.cross_entropy(
+        logits.reshape(members * batch, vocab), targets.reshape(-1), reduction="none"
+    )
     return losses.view(members, batch).mean(1)

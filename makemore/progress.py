@@ -9,8 +9,9 @@ from typing import TextIO
 
 
 class Progress:
-    def __init__(self, total: int | None, label: str, unit: str = "steps",
-                 stream: TextIO | None = None):
+    def __init__(
+        self, total: int | None, label: str, unit: str = "steps", stream: TextIO | None = None
+    ):
         """total=None: an open-ended counter (rate, no ETA), drawn on terminals only."""
         self.open_ended = total is None
         self.total = max(int(total or 1), 1)
@@ -43,8 +44,10 @@ class Progress:
         eta = (self.total - self.done) / rate if rate > 0 else float("nan")
         filled = int(24 * self.done / self.total)
         bar = "#" * filled + "." * (24 - filled)
-        return (f"{self.label} [{bar}] {self.done}/{self.total} {self.unit} "
-                f"{rate:,.0f}/s elapsed {elapsed:,.0f}s eta {eta:,.0f}s")
+        return (
+            f"{self.label} [{bar}] {self.done}/{self.total} {self.unit} "
+            f"{rate:,.0f}/s elapsed {elapsed:,.0f}s eta {eta:,.0f}s"
+        )
 
     def close(self) -> None:
         if self.live:

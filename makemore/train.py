@@ -73,10 +73,14 @@ class History:
 
 def check_batchnorm_batch(model: Module, batch_size: int) -> None:
     if batch_size < 2 and any(isinstance(m, BatchNorm1d) for m in model.modules()):
-        raise ValueError("batch size 1 with BatchNorm in training mode: the batch variance is undefined")
+        raise ValueError(
+            "batch size 1 with BatchNorm in training mode: the batch variance is undefined"
+        )
 
 
-def _lr_tensor(lr: float | tuple[float, ...], members: int, device: torch.device) -> float | torch.Tensor:
+def _lr_tensor(
+    lr: float | tuple[float, ...], members: int, device: torch.device
+) -> float | torch.Tensor:
     if isinstance(lr, tuple):
         return torch.as_tensor(lr, dtype=torch.float32, device=device)
     return lr
@@ -149,8 +153,10 @@ class _Adam:
     def step(self, params: list[torch.Tensor], lr: float | torch.Tensor) -> None:
         self.t += 1
         for p, m, v in zip(params, self.m, self.v, strict=True):
-            m.mul_(0.9).add_(p.grad, alpha=0.1)
-            v.mul_(0.999).addcmul_(p.grad, p.grad, value=0.001)
+            grad = p.grad
+            assert grad is not None, "Adam step before backward"
+            m.mul_(0.9).add_(grad, alpha=0.1)
+            v.mul_(0.999).addcmul_(grad, grad, value=0.001)
             m_hat = m / (1 - 0.9**self.t)
             v_hat = v / (1 - 0.999**self.t)
             step_lr = per_member(lr, p.shape[0], p.dim()) if isinstance(lr, torch.Tensor) else lr
