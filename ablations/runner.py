@@ -3,10 +3,13 @@ previous run finished with the same cache key."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,24 +105,46 @@ def run_all(
 
 
 def write_summary(out_dir: Path, context: Context, outcomes: list[Outcome], wall_s: float) -> None:
-    """Summary of every claim folder present in out_dir, this run's first."""
-    write_json_atomic(
-        out_dir / SUMMARY_FILE,
-        {
-            "profile": context.profile.name,
-            "seeds": context.seeds,
-            "device": str(context.device),
-            "versions": versions(),
-            "data_sha256": context.data_sha256,
-            "wall_s": round(wall_s, 1),
-            "claims": [
-                {
-                    "id": o.claim_id,
-                    "verdict": o.verdict,
-                    "duration_s": round(o.duration_s, 3),
-                    "cached": o.cached,
-                }
-                for o in outcomes
-            ],
-        },
-    )
+    """The folder's summary: this run's claims merged over those of earlier runs whose result
+    folders still exist, so that `--only` runs, resumed runs and concurrent runner processes
+    (serialised by a lock file) keep one complete summary. `wall_s` adds up the runs."""
+    with open(out_dir / ".summary.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = out_dir / SUMMARY_FILE
+        try:
+            previous = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            previous = {}
+        run_key = f"{os.getpid()}-{id(outcomes)}"
+        runs = {k: v for k, v in previous.get("runs", {}).items() if k != run_key}
+        runs[run_key] = round(wall_s, 1)
+        ours = {o.claim_id for o in outcomes}
+        kept = [
+            entry
+            for entry in previous.get("claims", [])
+            if entry.get("id") not in ours
+            and (out_dir / entry.get("id", "") / RESULT_FILE).is_file()
+        ]
+        fresh = [
+            {
+                "id": o.claim_id,
+                "verdict": o.verdict,
+                "duration_s": round(o.duration_s, 3),
+                "cached": o.cached,
+            }
+            for o in outcomes
+        ]
+        write_json_atomic(
+            path,
+            {
+                "profile": context.profile.name,
+                "seeds": context.seeds,
+                "device": str(context.device),
+                "versions": versions(),
+                "data_sha256": context.data_sha256,
+                "wall_s": round(sum(runs.values()), 1),
+                "runs": runs,
+                "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "claims": sorted(kept + fresh, key=lambda entry: entry["id"]),
+            },
+        )

@@ -34,6 +34,7 @@ from makemore.modules import (
     Module,
     Sequential,
     Streams,
+    batch_variance,
     member_cross_entropy,
     per_member,
 )
@@ -98,9 +99,19 @@ def unit_moments(model: Sequential, x_all: torch.Tensor) -> dict[str, np.ndarray
             "kurtosis": central4 / var**2}
 
 
-def seed_spread(values: np.ndarray) -> float:
-    """Sample std of a per-seed quantity: the noise a re-run with another seed brings."""
-    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+def seed_variance(values: np.ndarray, unit: str = "nats^2") -> Metric:
+    """The seed-to-seed variance of a per-seed quantity (the noise a re-run with another seed
+    brings) as a mean over seeds: seed i contributes n/(n-1) (x_i - mean)^2, so the mean is
+    the unbiased sample variance and its bootstrap CI the spread of that estimate."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return Metric(math.nan, math.nan, math.nan, len(x), unit)
+    return Metric.of(len(x) / (len(x) - 1) * (x - x.mean()) ** 2, unit)
+
+
+def seed_sd(metrics: dict[str, Metric]) -> float:
+    """The seed sd (nats) from a claim's `val_seed_variance` metric."""
+    return math.sqrt(metrics["val_seed_variance"].mean)
 
 
 def negligible(diff: Metric, spread: float) -> bool:
@@ -193,16 +204,21 @@ def measure_standardise(ctx: Context) -> Measurement:
                                     **standardise_row(x64.to(dtype), convention, eps)})
     table = pd.DataFrame(rows)
     exact = table[table.eps == 0]
-    metrics = {
-        "max_ulps_float32": Metric.exact(exact[exact.dtype == "float32"].error_in_ulps.max()),
-        "max_ulps_float64": Metric.exact(exact[exact.dtype == "float64"].error_in_ulps.max()),
-        "max_ulps_with_eps": Metric.exact(table[table.eps > 0].error_in_ulps.max()),
-        "std_eps_scale_0.01": Metric.exact(table[(table.eps > 0) & (table.scale == 0.01) & (
-            table.convention == "lecture") & (table.batch == 1024)].unbiased_std.mean()),
-        "lecture_biased_std_b32": Metric.exact(exact[(exact.convention == "lecture")
-                                                     & (exact.batch == BATCH)].biased_std.mean()),
-        "torch_unbiased_std_b32": Metric.exact(exact[(exact.convention == "torch")
-                                                     & (exact.batch == BATCH)].unbiased_std.mean()),
+
+    def per_seed(rows: pd.DataFrame, column: str, how: str) -> Metric:
+        """Mean and CI over seeds of each seed's `how` (max, mean) of column over `rows`."""
+        return Metric.of(rows.groupby("seed")[column].agg(how))
+
+    metrics = {  # worst cases per seed; the judge takes the worst over all seeds from the table
+        "max_ulps_float32": per_seed(exact[exact.dtype == "float32"], "error_in_ulps", "max"),
+        "max_ulps_float64": per_seed(exact[exact.dtype == "float64"], "error_in_ulps", "max"),
+        "max_ulps_with_eps": per_seed(table[table.eps > 0], "error_in_ulps", "max"),
+        "std_eps_scale_0.01": per_seed(table[(table.eps > 0) & (table.scale == 0.01) & (
+            table.convention == "lecture") & (table.batch == 1024)], "unbiased_std", "mean"),
+        "lecture_biased_std_b32": per_seed(exact[(exact.convention == "lecture")
+                                                 & (exact.batch == BATCH)], "biased_std", "mean"),
+        "torch_unbiased_std_b32": per_seed(exact[(exact.convention == "torch")
+                                                 & (exact.batch == BATCH)], "unbiased_std", "mean"),
         "skewness_after_bn_exponential": Metric.of(skewness_after_bn(ctx.seeds)),
     }
     return Measurement(
@@ -232,11 +248,12 @@ STANDARDISE_ULPS = 64.0
 
 
 def judge_standardise(m: Measurement, ctx: Context) -> Judgement:
-    u32, u64 = m.metrics["max_ulps_float32"].mean, m.metrics["max_ulps_float64"].mean
+    t = m.table
+    worst = t[t.eps == 0].groupby("dtype").error_in_ulps.max()  # every unit, input and seed
+    u32, u64 = worst["float32"], worst["float64"]
     ok = u32 <= STANDARDISE_ULPS and u64 <= STANDARDISE_ULPS
     lb, tu = m.metrics["lecture_biased_std_b32"], m.metrics["torch_unbiased_std_b32"]
     skew = m.metrics["skewness_after_bn_exponential"]
-    t = m.table
     evidence = (
         f"over {t.batch.nunique()} batch sizes (2-1024), {t.width.nunique()} widths, "
         f"{len(STANDARDISE_INPUTS)} input laws and {len(ctx.seeds)} seeds, every unit's batch mean "
@@ -247,7 +264,7 @@ def judge_standardise(m: Measurement, ctx: Context) -> Judgement:
         f"but biased std {lb.mean:.5f} at batch 32 (sqrt(31/32)); torch divides by the biased std "
         f"(biased std 1, unbiased {tu.mean:.5f}). The transcript's prose (L:130, 'averaging' the "
         f"squares) describes the biased one. With eps=1e-5 the std is sqrt(v/(v+eps)) (to "
-        f"{m.metrics['max_ulps_with_eps'].mean:.0f} ulps), so not 1 for small units: "
+        f"{t[t.eps > 0].error_in_ulps.max():.0f} ulps), so not 1 for small units: "
         f"{m.metrics['std_eps_scale_0.01'].mean:.3f} at std 0.01. 'Exactly unit Gaussian' "
         f"(L:136) is only the first two moments: an exponential input keeps skewness "
         f"{skew} after BN (predicted 2)."
@@ -299,8 +316,8 @@ class MLPStatistics:
     calibrated_mean: np.ndarray
     calibrated_std: np.ndarray
     moments: dict[str, np.ndarray]  # unit_moments of the training set
-    single_example_error: float  # max |logits(one example alone) - logits(whole batch)|
-    logit_scale: float  # max |logit| over the checked examples
+    single_example_error: np.ndarray  # per member: max |logits(alone) - logits(whole batch)|
+    logit_scale: np.ndarray  # per member: max |logit| over the checked examples
 
 
 def mlp_statistics(ctx: Context) -> MLPStatistics:
@@ -328,8 +345,8 @@ def _evaluated_statistics(ctx: Context, trained: Trained) -> MLPStatistics:
         together = model(members_of(checked, model))
         alone = torch.cat([model(members_of(checked[i : i + 1], model))
                            for i in range(checked.shape[0])], dim=1)
-        error = float((together - alone).abs().max())
-        scale = float(together.abs().max())
+        error = (together - alone).abs().flatten(1).max(1).values.cpu().numpy()
+        scale = together.abs().flatten(1).max(1).values.cpu().numpy()
     with buffers_kept(model):
         calibrate(model, splits.dev[0])  # the dev split normalised with its own statistics
         losses["own split", "dev"] = evaluate(model, splits.dev).numpy()
@@ -379,13 +396,12 @@ def measure_mlp(ctx: Context) -> Measurement:
     bn, control = mlp_run(ctx, "batchnorm"), mlp_run(ctx, "kaiming")
     table = pd.concat([bn.losses().assign(config="batchnorm"),
                        control.losses().assign(config="kaiming (no BN)")], ignore_index=True)
-    spread = seed_spread(control.val_loss)
     metrics = {
         "val_loss_bn": Metric.of(bn.val_loss, "nats"),
         "val_loss_no_bn": Metric.of(control.val_loss, "nats"),
         "val_bn_minus_no_bn": paired_difference(bn.val_loss, control.val_loss, "nats"),
         "train_loss_bn": Metric.of(bn.train_loss, "nats"),
-        "val_seed_sd": Metric.exact(spread, "nats"),
+        "val_seed_variance": seed_variance(control.val_loss),
         "notebook_member_train": Metric.exact(bn.train_loss[0], "nats"),
         "notebook_member_val": Metric.exact(bn.val_loss[0], "nats"),
     }
@@ -589,7 +605,10 @@ def measure_coupling(ctx: Context) -> Measurement:
         return chosen[column].to_numpy()
 
     bn_rows = per_seed[per_seed.condition == "BN, batch statistics"]
-    slope = np.polyfit(np.log(bn_rows.batch), np.log(bn_rows.logit_sd), 1)[0]
+    # per seed; every seed has every batch size, so their mean is the pooled least-squares slope
+    slopes = bn_rows.groupby("seed").apply(
+        lambda rows: np.polyfit(np.log(rows.batch), np.log(rows.logit_sd), 1)[0],
+        include_groups=False)
     return Measurement(
         table=table,
         metrics={
@@ -598,7 +617,7 @@ def measure_coupling(ctx: Context) -> Measurement:
                                        "nats"),
             "logit_sd_no_bn": Metric.of(seeds_of("no BN (Kaiming)", "logit_sd"), "nats"),
             "bn_out_sd_b32": Metric.of(seeds_of("BN, batch statistics", "bn_out_sd")),
-            "logit_sd_slope_vs_batch": Metric.exact(slope),
+            "logit_sd_slope_vs_batch": Metric.of(slopes),
         },
         predictions={
             "bn_out_sd_b32": float(seeds_of("BN, batch statistics", "bn_out_sd_predicted").mean()),
@@ -796,18 +815,22 @@ def measure_calibrate(ctx: Context) -> Measurement:
             "calibrated_minus_own": paired_difference(calibrated, own, "nats"),
             "batch32_minus_calibrated": paired_difference(loss_of(stats, "batch of 32"),
                                                           calibrated, "nats"),
-            "val_seed_sd": Metric.exact(seed_spread(calibrated), "nats"),
-            "single_example_max_error": Metric.exact(stats.single_example_error),
-            "logit_scale": Metric.exact(stats.logit_scale),
+            "val_seed_variance": seed_variance(calibrated),
+            "single_example_max_error": Metric.of(stats.single_example_error),
+            "logit_scale": Metric.of(stats.logit_scale),
         },
+        frames={"single_example": stats.losses[["member", "seed"]].drop_duplicates()
+                .sort_values("member").assign(max_error=stats.single_example_error,
+                                              logit_scale=stats.logit_scale)},
         predictions={"single_example_max_error": 0.0},
         steps=ctx.profile.train_steps,
     )
 
 
 def judge_calibrate(m: Measurement, ctx: Context) -> Judgement:
-    diff, spread = m.metrics["calibrated_minus_own"], m.metrics["val_seed_sd"].mean
-    error, scale = m.metrics["single_example_max_error"].mean, m.metrics["logit_scale"].mean
+    diff, spread = m.metrics["calibrated_minus_own"], seed_sd(m.metrics)
+    single_example = m.frames["single_example"]  # per member; the worst member is judged
+    error, scale = single_example.max_error.max(), single_example.logit_scale.max()
     # Alone or in a batch, a row goes through the same float32 operations except for the
     # matmul's blocking: a few ulps of the largest logit.
     float_tol = 16 * F32_EPS * max(scale, 1.0)
@@ -901,7 +924,7 @@ def measure_running_stats(ctx: Context) -> Measurement:
             "val_running": Metric.of(running, "nats"),
             "val_calibrated": Metric.of(calibrated, "nats"),
             "val_running_minus_calibrated": paired_difference(running, calibrated, "nats"),
-            "val_seed_sd": Metric.exact(seed_spread(calibrated), "nats"),
+            "val_seed_variance": seed_variance(calibrated),
         },
         predictions={
             "std_ratio": float((1 - (table["kurtosis"] - 1) / (8 * BATCH)).mean()),
@@ -915,7 +938,7 @@ def measure_running_stats(ctx: Context) -> Measurement:
 
 def judge_running_stats(m: Measurement, ctx: Context) -> Judgement:
     mt, pr = m.metrics, m.predictions
-    diff, spread = mt["val_running_minus_calibrated"], mt["val_seed_sd"].mean
+    diff, spread = mt["val_running_minus_calibrated"], seed_sd(mt)
     evidence = (
         f"running vs calibrated, per seed over 200 units: running mean max |diff| "
         f"{mt['max_abs_diff_mean']}, mean |diff| {mt['mean_abs_diff_mean']} "
@@ -986,8 +1009,8 @@ CONSTANT_BATCHES = (*range(2, 66), 1000)
 
 def constant_batch(value: float, batch: int, width: int, eps: float) -> dict[str, float]:
     """BN on a float32 batch whose rows are all `value`. The batch mean may round off the value
-    (x - mean is then a few ulps, not 0) and torch's batch variance is then exactly 0 or a
-    rounding-sized number, depending on the batch size. Output and input gradient: shares of
+    (x - mean is then a few ulps, not 0); the module's batch variance stays exactly 0
+    (makemore.modules.batch_variance). Output and input gradient: shares of
     nan and inf, and the largest finite |output|."""
     x = torch.full((1, batch, width), value, requires_grad=True)
     out = BatchNorm1d(width, eps=eps, members=1)(x)
@@ -995,7 +1018,7 @@ def constant_batch(value: float, batch: int, width: int, eps: float) -> dict[str
     assert x.grad is not None
     out = out.detach()
     finite = torch.isfinite(out)
-    return {"var_is_zero": bool((x.detach().var(1) == 0).all()),
+    return {"var_is_zero": bool((batch_variance(x.detach()) == 0).all()),
             "mean_is_value": bool((x.detach().mean(1) == value).all()),
             "nan_out": float(out.isnan().float().mean()),
             "inf_out": float(out.isinf().float().mean()),
@@ -1030,7 +1053,7 @@ def measure_epsilon(ctx: Context) -> Measurement:
                for eps in EPSILONS[1:]}
     at_zero, at_default = constant[constant.eps == 0], constant[constant.eps > 0]
     metrics.update({
-        "val_seed_sd": Metric.exact(seed_spread(baseline.to_numpy()), "nats"),
+        "val_seed_variance": seed_variance(baseline.to_numpy()),
         "constant_nonfinite_share_eps0": Metric.exact(at_zero.nonfinite_out.mean()),
         "constant_nonfinite_share_eps1e-5": Metric.exact(
             at_default[["nonfinite_out", "nonfinite_grad"]].to_numpy().mean()),
@@ -1046,7 +1069,7 @@ def measure_epsilon(ctx: Context) -> Measurement:
 
 def judge_epsilon(m: Measurement, ctx: Context) -> Judgement:
     mt = m.metrics
-    spread = mt["val_seed_sd"].mean
+    spread = seed_sd(mt)
     effect = mt["effect_eps_1e-05"]
     c = m.frames["constant_batch"]
     zero = c[c.eps == 0]
@@ -1058,12 +1081,12 @@ def judge_epsilon(m: Measurement, ctx: Context) -> Judgement:
         f"; batch 2-65 and 1000; width 1 and 4), eps 0: where the batch variance is exactly 0 "
         f"({len(exact)}) the output is non-finite in {(exact.nonfinite_out > 0).mean():.0%} "
         f"(nan: 0/0 in {(exact.nan_out > 0).sum()}; inf: the mean rounds off the value, ulps / 0,"
-        f" in {(exact.inf_out > 0).sum()}); in the other {len(noisy)} (all of width "
-        f"{', '.join(str(w) for w in sorted(noisy.width.unique()))}: torch's variance kernel "
-        f"differs there) the mean's rounding leaves a variance of ~ulp^2 and BN silently outputs "
-        f"the finite |out| = sqrt((n-1)/n) (mean "
-        f"{noisy.max_abs_out.mean() if len(noisy) else float('nan'):.3f}): rounding noise "
-        f"standardised to unit size, no error raised. eps 1e-5: all finite "
+        f" in {(exact.inf_out > 0).sum()})"
+        + (f"; in the other {len(noisy)} the mean's rounding leaves a variance of ~ulp^2 and BN "
+           f"silently outputs the finite |out| = sqrt((n-1)/n) (mean "
+           f"{noisy.max_abs_out.mean():.3f}): rounding noise standardised to unit size"
+           if len(noisy) else "")
+        + ". eps 1e-5: all finite "
         f"(share non-finite {mt['constant_nonfinite_share_eps1e-5'].mean:.0%}), |out| <= "
         f"{mt['constant_max_abs_out_eps1e-5'].mean:.2g}"
         + (f" (ulps / sqrt(eps), largest at value {off.loc[off.max_abs_out.idxmax()].value:g})"
@@ -1095,7 +1118,7 @@ def plot_epsilon(m: Measurement, fig: Figure) -> None:
     sns.lineplot(data=t, x="eps", y="size", errorbar=("ci", 95), marker="o", ax=ax,
                  label="mean over seeds, 95% CI")
     sns.scatterplot(data=t, x="eps", y="size", color="0.3", s=14, ax=ax, label="seeds")
-    reference(ax, m.metrics["val_seed_sd"].mean / 10, "a tenth of the seed sd")
+    reference(ax, seed_sd(m.metrics) / 10, "a tenth of the seed sd")
     ax.axvline(1e-5, color="C3", linestyle=":", label="source: eps = 1e-5")
     ax.set(xscale="log", yscale="log",
            title=f"Effect of eps on the BN MLP's val loss ({m.steps:,} steps, paired with eps 0)",
