@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             for row in rows:
                 print(f"{row['id']:<28} {row['source']:<14} {row['statement']}")
         return 0
-    from ablations.runner import run_all
+    from ablations.runner import ClaimsFailedError, run_all
 
     claims = select(args.only)
     context = Context(
@@ -80,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         allow_other_data=args.allow_other_data,
     )
     context.splits()  # fail on bad data before any work starts
-    outcomes = run_all(claims, context, args.out, force=args.force)
+    try:
+        outcomes = run_all(claims, context, args.out, force=args.force)
+    except ClaimsFailedError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome.verdict] = counts.get(outcome.verdict, 0) + 1

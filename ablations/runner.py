@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,6 +75,10 @@ def run_claim(claim: Claim, context: Context, out_dir: Path, key: str) -> dict[s
     return record
 
 
+class ClaimsFailedError(RuntimeError):
+    """Some claims raised; the others finished and were written."""
+
+
 def run_all(
     claims: list[Claim],
     context: Context,
@@ -81,16 +86,25 @@ def run_all(
     force: bool = False,
     report: Callable[[str], None] = print,
 ) -> list[Outcome]:
+    """Run every claim in turn. A claim that raises writes nothing and is reported; the run goes
+    on, and ClaimsFailedError names the failed claims at the end."""
     recover(out_dir)
     started = time.monotonic()
     outcomes: list[Outcome] = []
+    failed: list[str] = []
     for number, claim in enumerate(claims, start=1):
         key = cache_key(claim, context.describe(), context.data_sha256)
         record = None if force else cached_record(out_dir, claim.id, key)
         cached = record is not None
         claim_start = time.monotonic()
         if record is None:
-            record = run_claim(claim, context, out_dir, key)
+            try:
+                record = run_claim(claim, context, out_dir, key)
+            except Exception as err:  # one claim's bug must not lose the others' results
+                failed.append(claim.id)
+                report(f"[{number}/{len(claims)}] {claim.id}: FAILED: {type(err).__name__}: {err}")
+                traceback.print_exc()
+                continue
         duration = record["duration_s"] if cached else time.monotonic() - claim_start
         outcomes.append(Outcome(claim.id, record["verdict"], duration, cached))
         elapsed = time.monotonic() - started
@@ -101,6 +115,10 @@ def run_all(
             f" eta {eta:.0f}s)"
         )
         write_summary(out_dir, context, outcomes, time.monotonic() - started)
+    if failed:
+        raise ClaimsFailedError(
+            f"{len(failed)} claim(s) failed: {', '.join(failed)}; the others' results are written"
+        )
     return outcomes
 
 
