@@ -32,7 +32,7 @@ class Built:
 
 
 def recorded_date(results: ResultSet) -> str | None:
-    """The newest time the results record (schema 1 records none; a runner may add
+    """The newest time the results record (the runner writes
     `finished_at` to result.json or summary.json), else None: nothing time-dependent."""
     stamps = [c.finished_at for c in results.claims if c.finished_at]
     stamp = (results.summary or {}).get("finished_at")

@@ -77,7 +77,7 @@ class ClaimResult:
     folder: Path
     table_file: str
     figure_file: str
-    finished_at: str | None = None  # not in schema 1; used when a runner records it
+    finished_at: str | None = None  # when the runner finished this claim (UTC)
 
     @property
     def family(self) -> str:
