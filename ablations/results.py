@@ -42,7 +42,9 @@ def code_version(claim: Claim) -> str:
     )
     digest = hashlib.sha256()
     for path in [*files, own]:
-        digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
+        # a claim module outside the checkout (a plugin, a test's module) is named by its path
+        name = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+        digest.update(name.as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -164,6 +166,7 @@ def write_claim(
     """Write the three files into a temporary folder, then swap it in for DIR/<id>."""
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{claim_id}-", dir=out_dir))
+    staging.chmod(0o755)  # mkdtemp makes it private; results are for readers
     try:
         measurement.table.to_csv(staging / "table.csv", index=False)
         figure.savefig(staging / "figure.png", dpi=110)
@@ -216,6 +219,7 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(fd, 0o644)  # mkstemp makes it private; results are for readers
         with os.fdopen(fd, "w") as handle:
             json.dump(payload, handle, indent=2, allow_nan=False)
             handle.write("\n")

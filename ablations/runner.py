@@ -92,6 +92,7 @@ def run_all(
     started = time.monotonic()
     outcomes: list[Outcome] = []
     failed: list[str] = []
+    run_key = f"{os.getpid()}-{time.time_ns()}"  # this run's entry in summary.json's runs
     for number, claim in enumerate(claims, start=1):
         key = cache_key(claim, context.describe(), context.data_sha256)
         record = None if force else cached_record(out_dir, claim.id, key)
@@ -114,7 +115,7 @@ def run_all(
             f" ({'cached' if cached else f'{duration:.1f}s'}; elapsed {elapsed:.0f}s,"
             f" eta {eta:.0f}s)"
         )
-        write_summary(out_dir, context, outcomes, time.monotonic() - started)
+        write_summary(out_dir, context, outcomes, run_key, time.monotonic() - started)
     if failed:
         raise ClaimsFailedError(
             f"{len(failed)} claim(s) failed: {', '.join(failed)}; the others' results are written"
@@ -122,7 +123,9 @@ def run_all(
     return outcomes
 
 
-def write_summary(out_dir: Path, context: Context, outcomes: list[Outcome], wall_s: float) -> None:
+def write_summary(
+    out_dir: Path, context: Context, outcomes: list[Outcome], run_key: str, wall_s: float
+) -> None:
     """The folder's summary: this run's claims merged over those of earlier runs whose result
     folders still exist, so that `--only` runs, resumed runs and concurrent runner processes
     (serialised by a lock file) keep one complete summary. `wall_s` adds up the runs."""
@@ -133,7 +136,6 @@ def write_summary(out_dir: Path, context: Context, outcomes: list[Outcome], wall
             previous = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             previous = {}
-        run_key = f"{os.getpid()}-{id(outcomes)}"
         runs = {k: v for k, v in previous.get("runs", {}).items() if k != run_key}
         runs[run_key] = round(wall_s, 1)
         ours = {o.claim_id for o in outcomes}

@@ -1,0 +1,99 @@
+"""Fake claims for testing the framework: trivial measure, judge and plot, a call counter, and
+switches that make one stage fail or stall. They are built per test and never registered in the
+global REGISTRY (except inside the subprocess of `cli_with_fakes`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.artist
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ablations.context import Context
+from ablations.registry import (
+    Claim,
+    Judgement,
+    Measurement,
+    Metric,
+    Source,
+    Verdict,
+)
+from ablations.verdicts import says
+
+STAGES = ("measure", "judge", "plot", "write")
+
+
+@dataclass
+class Fake:
+    """What a fake claim measures and where it fails. `values` default to one per seed;
+    `fail_in="write"` makes the figure raise while it is saved, i.e. inside the result writer,
+    after the staging folder exists; `started` is touched when measure begins, then it sleeps."""
+
+    values: tuple[float, ...] | None = None
+    extra: dict[str, Metric] = field(default_factory=dict)
+    predictions: dict[str, float] = field(default_factory=dict)
+    source_values: dict[str, float] = field(default_factory=lambda: {"value": 1.0})
+    fail_in: str = ""
+    sleep: float = 0.0
+    started: Path | None = None
+    calls: int = 0
+
+
+class ExplodingArtist(matplotlib.artist.Artist):
+    def draw(self, renderer) -> None:  # noqa: ANN001 - matplotlib's signature
+        raise ValueError("the figure failed to render (on purpose)")
+
+
+def seed_values(ctx: Context) -> list[float]:
+    """A deterministic value per seed (the seeds are consecutive, so these differ)."""
+    return [float(seed % 7) for seed in ctx.seeds]
+
+
+def fake_claim(claim_id: str, fake: Fake | None = None) -> Claim:
+    knobs = fake if fake is not None else Fake()
+
+    def fail(stage: str) -> None:
+        if knobs.fail_in == stage:
+            raise ValueError(f"{claim_id}: {stage} failed (on purpose)")
+
+    def measure(ctx: Context) -> Measurement:
+        knobs.calls += 1
+        if knobs.started is not None:
+            Path(knobs.started).touch()
+        if knobs.sleep:
+            time.sleep(knobs.sleep)
+        fail("measure")
+        values = list(knobs.values) if knobs.values is not None else seed_values(ctx)
+        table = pd.DataFrame({"sample": range(len(values)), "value": values})
+        metrics = {"value": Metric.of(values, "nats"), "count": Metric.exact(len(values))}
+        return Measurement(table, {**metrics, **knobs.extra}, dict(knobs.predictions))
+
+    def judge(measurement: Measurement, ctx: Context) -> Judgement:
+        fail("judge")
+        metric = measurement.metrics["value"]
+        return Judgement(
+            Verdict.REPRODUCED,
+            says("value", metric, knobs.source_values.get("value")),
+            tolerance="a fake: any value reproduces",
+        )
+
+    def plot(measurement: Measurement, fig: Figure) -> None:
+        fail("plot")
+        ax = fig.add_subplot()
+        ax.plot(measurement.table["sample"], measurement.table["value"], "o")
+        ax.set(title=claim_id, xlabel="sample", ylabel="value (nats)")
+        if knobs.fail_in == "write":
+            fig.add_artist(ExplodingArtist())
+
+    return Claim(
+        id=claim_id,
+        statement=f"The fake statement of {claim_id}",
+        source=Source("L", "22-23"),
+        measure=measure,
+        judge=judge,
+        plot=plot,
+        source_values=dict(knobs.source_values),
+    )
