@@ -41,6 +41,10 @@ FLOAT64_EPS = float(torch.finfo(torch.float64).eps)
 # Two float64 evaluations of the same function agree to ~1e-15 relative; 1e-10 leaves five
 # orders of magnitude for sums over up to 4,096 terms, and is far below any real difference.
 SAME_FUNCTION_REL = 1e-10
+# Elementwise relative differences of outputs near the batch mean are ill-conditioned (x - mean
+# cancels, amplifying float64 rounding by |x| / |x - mean|): "explained by the variance
+# convention" allows 1e-6, still 500x below the smallest convention effect (4.9e-4 at B=1024).
+EXPLAINED_REL = 1e-6
 
 FINAL_STEPS_FULL = 10_000  # the placement and context runs of the full profile (see above)
 
@@ -626,7 +630,7 @@ def judge_pytorch_equivalence(m: Measurement, ctx: Context) -> Judgement:
     same = [name for name in SAME_AS_TORCH if x[name].mean <= SAME_FUNCTION_REL]
     lecture_identical = max(x[f"f64_rel_lecture_output_b{b}"].mean
                             for b in EQUIV_BATCHES) <= SAME_FUNCTION_REL
-    explained = x["f64_lecture_output_vs_closed_form"].mean <= SAME_FUNCTION_REL
+    explained = x["f64_lecture_output_vs_closed_form"].mean <= EXPLAINED_REL
     shown = (2, 8, 32, 1024)
     evidence = (
         "float64, relative max difference to torch.nn: torch convention "
@@ -643,7 +647,9 @@ def judge_pytorch_equivalence(m: Measurement, ctx: Context) -> Judgement:
         f"B=32: max |diff| {x['f32_max_abs_lecture_output_b32']} (lecture) vs "
         f"{x['f32_max_abs_torch_output_b32']} (torch convention); source: identical")
     tolerance = (f"same function = float64 relative difference <= {SAME_FUNCTION_REL:g} "
-                 "(float64 rounding is ~1e-15)")
+                 "(float64 rounding is ~1e-15); the lecture convention's outputs follow the "
+                 f"closed form sqrt((B-1)/B) to {EXPLAINED_REL:g} (elementwise, ill-conditioned "
+                 "near the batch mean)")
     if len(same) == len(SAME_AS_TORCH) and lecture_identical:
         return Judgement(Verdict.REPRODUCED, evidence, tolerance=tolerance)
     if len(same) == len(SAME_AS_TORCH) and explained:
@@ -657,10 +663,12 @@ def judge_pytorch_equivalence(m: Measurement, ctx: Context) -> Judgement:
                 f"{x['f64_rel_lecture_output_b32'].mean:.2%} smaller at batch 32, "
                 f"{x['f64_rel_lecture_output_b2'].mean:.0%} at batch 2, and its gradients "
                 "differ accordingly"))
+    unexplained = [n for n in SAME_AS_TORCH if n not in same]
+    if not explained:
+        unexplained.append("f64_lecture_output_vs_closed_form")
     return Judgement(Verdict.NOT_REPRODUCED, evidence, tolerance=tolerance,
                      holds_instead="differs from torch.nn beyond rounding and beyond the "
-                     "variance convention in: " + ", ".join(
-                         n for n in SAME_AS_TORCH if n not in same))
+                     "variance convention in: " + ", ".join(unexplained))
 
 
 def plot_pytorch_equivalence(m: Measurement, fig: Figure) -> None:

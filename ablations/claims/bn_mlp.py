@@ -936,6 +936,9 @@ def measure_running_stats(ctx: Context) -> Measurement:
     )
 
 
+# Half the smallest val-loss change the lecture calls an improvement (2.13 -> 2.10, L:83).
+PRACTICAL_NATS = 0.015
+
 def judge_running_stats(m: Measurement, ctx: Context) -> Judgement:
     mt, pr = m.metrics, m.predictions
     diff, spread = mt["val_running_minus_calibrated"], seed_sd(mt)
@@ -956,13 +959,23 @@ def judge_running_stats(m: Measurement, ctx: Context) -> Judgement:
             f"{0.999 ** ctx.profile.train_steps:.1%} of their initial 0 / 1", evidence)
     not_identical = mt["max_abs_diff_mean"].ci_low > 0 and mt["max_abs_diff_std"].ci_low > 0
     same_loss = negligible(diff, spread)
-    ok = not_identical and same_loss
+    practically_same = -PRACTICAL_NATS < diff.ci_low and diff.ci_high < PRACTICAL_NATS
+    if not_identical and same_loss:
+        verdict, instead = Verdict.REPRODUCED, ""
+    elif not_identical and practically_same:
+        verdict, instead = Verdict.PARTLY, (
+            f"the val loss is the same to {PRACTICAL_NATS} nats but not within seed noise: the "
+            f"running stats cost a systematic {diff} (running/calibrated std "
+            f"{mt['std_ratio'].mean:.4f}: an average of batch stds is biased low)")
+    else:
+        verdict = Verdict.NOT_REPRODUCED
+        instead = (f"the val loss differs by {diff}" if not same_loss
+                   else "the buffers are identical")
     return Judgement(
-        Verdict.REPRODUCED if ok else Verdict.NOT_REPRODUCED, evidence,
-        holds_instead="" if ok else (
-            f"the val loss differs by {diff}" if not same_loss else "the buffers are identical"),
-        tolerance="val loss: paired CI within a tenth of the seed sd; 'not identical': "
-                  "the buffers differ at all")
+        verdict, evidence, holds_instead=instead,
+        tolerance=f"val loss: paired CI within a tenth of the seed sd (reproduced) or within "
+                  f"+-{PRACTICAL_NATS} nats, half the smallest change the lecture calls an "
+                  "improvement, 2.13 -> 2.10 at L:83 (partly); 'not identical': the buffers differ")
 
 
 def plot_running_stats(m: Measurement, fig: Figure) -> None:
