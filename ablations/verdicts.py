@@ -3,9 +3,8 @@ keep the evidence sentences uniform ("step-0 loss 27.9 [27.1, 28.6] over 16; sou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ablations.registry import Judgement, Metric, Verdict
 
@@ -26,7 +25,7 @@ def says(name: str, metric: Metric, source: float | str | None = None) -> str:
     return text if source is None else f"{text}; source: {source}"
 
 
-def paired_difference(a: Sequence[float], b: Sequence[float], unit: str = "") -> Metric:
+def paired_difference(a: ArrayLike, b: ArrayLike, unit: str = "") -> Metric:
     """a - b seed by seed (same seeds in both conditions), with its bootstrap CI."""
     return Metric.of(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), unit)
 
