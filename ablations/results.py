@@ -117,7 +117,10 @@ def result_record(
     data_sha256: str,
     duration_s: float,
     key: str,
+    commit: str,
 ) -> dict[str, Any]:
+    """`commit` is the code's commit when the run started (a commit made during a long run
+    must not be credited with results computed by the code before it)."""
     return {
         "schema": SCHEMA_VERSION,
         "id": claim.id,
@@ -153,7 +156,7 @@ def result_record(
         "duration_s": round(duration_s, 3),
         "versions": versions(),
         "data_sha256": data_sha256,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "cache_key": key,
         "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "files": {"table": "table.csv", "figure": "figure.png"},

@@ -21,6 +21,7 @@ from ablations.results import (
     RESULT_FILE,
     SUMMARY_FILE,
     cache_key,
+    git_commit,
     recover,
     result_record,
     versions,
@@ -49,7 +50,9 @@ def cached_record(out_dir: Path, claim_id: str, key: str) -> dict[str, Any] | No
     return record if record.get("cache_key") == key else None
 
 
-def run_claim(claim: Claim, context: Context, out_dir: Path, key: str) -> dict[str, Any]:
+def run_claim(
+    claim: Claim, context: Context, out_dir: Path, key: str, commit: str
+) -> dict[str, Any]:
     start = time.monotonic()
     bar = Progress(None, claim.id, "training steps")
     context.progress = bar
@@ -70,6 +73,7 @@ def run_claim(claim: Claim, context: Context, out_dir: Path, key: str) -> dict[s
         data_sha256=context.data_sha256,
         duration_s=time.monotonic() - start,
         key=key,
+        commit=commit,
     )
     write_claim(out_dir, claim.id, record, measurement, figure)
     return record
@@ -93,6 +97,7 @@ def run_all(
     outcomes: list[Outcome] = []
     failed: list[str] = []
     run_key = f"{os.getpid()}-{time.time_ns()}"  # this run's entry in summary.json's runs
+    commit = git_commit()  # the code as it is now, before any claim runs
     for number, claim in enumerate(claims, start=1):
         key = cache_key(claim, context.describe(), context.data_sha256)
         record = None if force else cached_record(out_dir, claim.id, key)
@@ -100,7 +105,7 @@ def run_all(
         claim_start = time.monotonic()
         if record is None:
             try:
-                record = run_claim(claim, context, out_dir, key)
+                record = run_claim(claim, context, out_dir, key, commit)
             except Exception as err:  # one claim's bug must not lose the others' results
                 failed.append(claim.id)
                 report(f"[{number}/{len(claims)}] {claim.id}: FAILED: {type(err).__name__}: {err}")

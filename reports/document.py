@@ -177,6 +177,7 @@ def header(results: ResultSet, date: str | None) -> list[Block]:
         ("torch", each(lambda c: c.versions.get("torch", "unknown"))),
         ("Device", each(lambda c: c.device)),
         ("Profile", each(lambda c: c.profile)),
+        ("Profile settings", each(lambda c: c.profile_settings or "not recorded")),
         ("Seeds", each(lambda c: seed_text(c.seeds))),
         ("Data sha256", each(lambda c: c.data_sha256)),
         ("Date", date or "not recorded in the results (pass --date to state one)"),

@@ -78,6 +78,7 @@ class ClaimResult:
     table_file: str
     figure_file: str
     finished_at: str | None = None  # when the runner finished this claim (UTC)
+    profile_settings: str = ""  # the profile's numbers, e.g. "seeds 16, train_steps 200,000"
 
     @property
     def family(self) -> str:
@@ -231,7 +232,16 @@ def read_claim(path: Path) -> ClaimResult:
         table_file=_plain_name(files, "table", "table.csv"),
         figure_file=_plain_name(files, "figure", "figure.png"),
         finished_at=r.get("finished_at", str, None),
+        profile_settings=_settings_text(r.record.get("profile_settings")),
     )
+
+
+def _settings_text(settings: object) -> str:
+    """The profile's settings as one line (the name is the profile field already)."""
+    if not isinstance(settings, dict):
+        return ""
+    return ", ".join(f"{key} {value:,}" if isinstance(value, int) else f"{key} {value}"
+                     for key, value in settings.items() if key != "name")
 
 
 def reading_order(claims: list[ClaimResult]) -> list[ClaimResult]:

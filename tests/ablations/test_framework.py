@@ -134,11 +134,11 @@ def test_any_float_is_written_as_strict_json(monkeypatch, ctx, metrics, source_v
                                              predictions) -> None:
     """Whatever the floats, result.json is strict JSON and reads back to the same numbers, with
     non-finite ones as the strings "inf", "-inf", "nan"."""
-    monkeypatch.setattr("ablations.results.git_commit", lambda: "abc123")  # not the subject
     claim = fake_claim("fake.floats", Fake(source_values=source_values))
     measurement = Measurement(pd.DataFrame({"x": [1]}), metrics, predictions)
     record = result_record(claim, measurement, Judgement(Verdict.PARTLY, "e", "h", "t"),
-                           context=ctx.describe(), data_sha256="0" * 64, duration_s=0.5, key="k")
+                           context=ctx.describe(), data_sha256="0" * 64, duration_s=0.5, key="k",
+                           commit="abc123")
     back = strict_json(json.dumps(record, allow_nan=False))  # what write_claim writes
     check_schema(back)
     for name, metric in metrics.items():
