@@ -18,7 +18,7 @@ import pandas as pd
 from ablations.context import Context
 from makemore.diagnostics import UpdateRatios, activation_stats, grad_data_ratios
 from makemore.models import DeepConfig, deep, mlp
-from makemore.modules import Module, Streams
+from makemore.modules import Sequential, Streams
 from makemore.train import History, TrainConfig, evaluate, train
 
 
@@ -40,7 +40,7 @@ def grid(ctx: Context, **conditions: Sequence[Any]) -> pd.DataFrame:
 class Trained:
     """A trained ensemble and its whole-split losses, member by member."""
 
-    model: Module
+    model: Sequential
     history: History
     members: pd.DataFrame  # one row per member: member, seed, conditions...
     train_loss: np.ndarray = field(default_factory=lambda: np.zeros(0))

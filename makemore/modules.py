@@ -10,6 +10,7 @@ each layer keeps its last output in `.out` so that diagnostics can read it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Self
 
 import torch
 import torch.nn.functional as F
@@ -81,15 +82,15 @@ class Module:
     def buffers(self) -> list[torch.Tensor]:
         return [getattr(m, n) for m in self.modules() for n in m.buffer_names]
 
-    def train(self, mode: bool = True) -> Module:
+    def train(self, mode: bool = True) -> Self:
         for module in self.modules():
             module.training = mode
         return self
 
-    def eval(self) -> Module:
+    def eval(self) -> Self:
         return self.train(False)
 
-    def to(self, device: torch.device | str) -> Module:
+    def to(self, device: torch.device | str) -> Self:
         for module in self.modules():
             for name in module.param_names + module.buffer_names:
                 tensor = getattr(module, name)
@@ -102,7 +103,7 @@ class Module:
                     setattr(module, name, value.to(device))
         return self
 
-    def requires_grad_(self) -> Module:
+    def requires_grad_(self) -> Self:
         for p in self.parameters():
             p.requires_grad_(True)
         return self

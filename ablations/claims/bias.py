@@ -97,6 +97,7 @@ class Stack:
 
 
 def _draw_weight(stack: Stack, layer: int, g: torch.Generator) -> torch.Tensor:
+    shape: tuple[int, ...]
     if stack.conv:
         shape = (stack.width, 1 if layer == 0 else stack.width, KERNEL, KERNEL)
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from ablations.registry import Claim, Judgement, Measurement, Metric, Source, Ve
 from ablations.verdicts import not_evaluated, overlaps, paired_difference, says, within
 from makemore.diagnostics import activation_stats
 from makemore.models import GAINS, MLP_CONFIGS, DeepConfig, deep
-from makemore.modules import ACTIVATIONS, Linear, Module, Sequential, Streams
+from makemore.modules import ACTIVATIONS, Linear, Module, Scale, Sequential, Streams
 from makemore.train import evaluate, train
 
 Z_TOLERANCE = 4.0  # |z| beyond 4 has probability 6e-5 per comparison: family-wise safe here
@@ -39,7 +40,7 @@ def offset_seed(seed: int, stream: int) -> int:
 
 
 
-def stack(streams: Streams, widths: Sequence[int], scales: Sequence[object],
+def stack(streams: Streams, widths: Sequence[int], scales: Sequence[Scale],
           phi: str) -> Sequential:
     """len(widths) - 1 blocks Linear(widths[i], widths[i+1], no bias) -> phi, the i-th weight
     drawn randn * scales[i] (a float, or one value per member)."""
@@ -50,7 +51,7 @@ def stack(streams: Streams, widths: Sequence[int], scales: Sequence[object],
     return Sequential(layers)
 
 
-def propagate(members: pd.DataFrame, widths: Sequence[int], scales: Sequence[object], phi: str,
+def propagate(members: pd.DataFrame, widths: Sequence[int], scales: Sequence[Scale], phi: str,
               batch: int, backward: bool = False, threshold: float = 0.97) -> pd.DataFrame:
     """One forward pass of a random stack on x ~ N(0, 1) (and, with `backward`, a random upstream
     gradient of std 1 on the last output) for every member. One row per member and layer:
@@ -428,7 +429,10 @@ register(Claim(
 
 # --- kaiming.gains ------------------------------------------------------------------------------
 
-GAIN_CASES = {  # name: (calculate_gain / kaiming_normal_ arguments, the lecture's value or None)
+Nonlinearity = Literal["linear", "sigmoid", "tanh", "relu", "leaky_relu"]  # torch.nn.init's names
+# (calculate_gain / kaiming_normal_ arguments (nonlinearity, param), the lecture's value or None)
+GainCase = tuple[tuple[Nonlinearity | None, float | None], float | None]
+GAIN_CASES: dict[str, GainCase] = {
     "linear": (("linear", None), 1.0),
     "sigmoid": (("sigmoid", None), None),
     "tanh": (("tanh", None), 5.0 / 3.0),
@@ -437,6 +441,13 @@ GAIN_CASES = {  # name: (calculate_gain / kaiming_normal_ arguments, the lecture
 }
 GAIN_FAN_INS = (10, 30, 100, 1000)
 GAIN_ELEMENTS = 400_000
+
+
+def lecture_gain(name: str) -> float:
+    """The lecture's gain for a GAIN_CASES entry that has one."""
+    gain = GAIN_CASES[name][1]
+    assert gain is not None, f"the lecture states no gain for {name}"
+    return gain
 
 
 def measure_gains(ctx: Context) -> Measurement:
@@ -453,10 +464,11 @@ def measure_gains(ctx: Context) -> Measurement:
             for seed in ctx.seeds:
                 weight = torch.empty(GAIN_ELEMENTS // fan_in, fan_in)
                 generator = torch.Generator().manual_seed(seed)
-                kwargs = {"nonlinearity": nonlinearity} if nonlinearity else {}
-                if param is not None:
-                    kwargs["a"] = param
-                torch.nn.init.kaiming_normal_(weight, generator=generator, **kwargs)
+                if nonlinearity is None:  # kaiming_normal_'s own defaults
+                    torch.nn.init.kaiming_normal_(weight, generator=generator)
+                else:  # a = 0 is the default; only leaky_relu reads it
+                    torch.nn.init.kaiming_normal_(weight, a=0 if param is None else param,
+                                                  nonlinearity=nonlinearity, generator=generator)
                 predicted = torch_gain / math.sqrt(fan_in)
                 rows.append({"nonlinearity": name, "fan_in": fan_in, "seed": seed,
                              "torch_gain": torch_gain, "library_gain": GAINS.get(name, np.nan),
@@ -475,7 +487,7 @@ def measure_gains(ctx: Context) -> Measurement:
     metrics["library_vs_torch_max_diff"] = Metric.exact((named.library_gain - named.torch_gain)
                                                         .abs().max())
     metrics["max_abs_z"] = seed_max(table, "z")
-    predictions = {f"gain_{n}": GAIN_CASES[n][1] for n in ("linear", "tanh", "relu")}
+    predictions = {f"gain_{n}": lecture_gain(n) for n in ("linear", "tanh", "relu")}
     predictions.update({f"effective_{k}": v for k, v in predictions.items()})
     return Measurement(table, metrics, predictions)
 
@@ -512,7 +524,7 @@ def plot_gains(m: Measurement, fig: Figure) -> None:
                    rows.effective_gain, s=12, color=f"C{i}", label=f"fan_in {fan_in} (seeds)")
     for j, name in enumerate(order):
         ax.hlines(t[t.nonlinearity == name].torch_gain.iloc[0], j - 0.35, j + 0.35, color="0.3",
-                  label="calculate_gain" if j == 0 else None)
+                  label="calculate_gain" if j == 0 else "")  # "": not in the legend
         lecture = t[t.nonlinearity == name].lecture_gain.iloc[0]
         if pd.notna(lecture):
             ax.scatter([j], [lecture], marker="x", color="0.1", s=60, zorder=4,
@@ -581,7 +593,7 @@ def measure_tanh_gain(ctx: Context) -> Measurement:
         "std_last_gain_1": seed_metric(per_seed, "std_last", gain=1.0),
         "max_abs_rel_error": seed_max(table, "rel_error"),  # per seed, worst gain and layer
         "unit_variance_gain": Metric.exact(theory.unit_variance_gain()),
-        "g2_Etanh2_at_5_3": Metric.exact((5 / 3) ** 2 * theory.tanh_second_moment(1.0)),
+        "g2_Etanh2_at_5_3": Metric.exact((5 / 3) ** 2 * float(theory.tanh_second_moment(1.0))),
     }
     at_53, unit = theory.fixed_point(5 / 3, SATURATION), theory.fixed_point(1.0, SATURATION)
     c1, c53 = curves[1.0], curves[5.0 / 3.0]

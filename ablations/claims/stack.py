@@ -11,12 +11,15 @@ ablations.theory (infinite width, the input's second moment E[x^2] = 1 of the N(
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 from ablations.context import Context
 from ablations.experiments import deep_diagnostics, grid
@@ -60,14 +63,24 @@ def is_gain(values: pd.Series, gain: float) -> pd.Series:
 # --- measurements shared by the family -----------------------------------------------------------
 
 
+class DeepOverrides(TypedDict, total=False):
+    """The DeepConfig fields layer_frame may change from LECTURE."""
+
+    depth: int
+    nonlinearity: str
+
+
 def layer_frame(ctx: Context, *, trained: bool = False, depth: int = DEPTH,
                 nonlinearity: str = "tanh") -> pd.DataFrame:
     """Per layer x member statistics of the nonlinearity outputs over the gain sweep: layer
     (1 = next to the input), mean, std, saturated (|out| > 0.97) and grad_std, with gain and seed.
     One ensemble per (depth, nonlinearity, time), memoised by deep_diagnostics."""
     members = grid(ctx, gain=sweep_gains(ctx))
-    config = {name: value for name, value in (("depth", depth), ("nonlinearity", nonlinearity))
-              if value != getattr(LECTURE, name)}  # defaults left out: the memo key is shared
+    config: DeepOverrides = {}  # defaults left out: the memo key is shared
+    if depth != LECTURE.depth:
+        config["depth"] = depth
+    if nonlinearity != LECTURE.nonlinearity:
+        config["nonlinearity"] = nonlinearity
     diagnosed = deep_diagnostics(ctx, members=members, steps=None if trained else 1,
                                  gain=tuple(members.gain), **config)
     frame = diagnosed.activations
@@ -141,7 +154,7 @@ def layer_table(ctx: Context, frame: pd.DataFrame, phi: str) -> pd.DataFrame:
     return table
 
 
-def ci_errorbar(ax: Axes, x: object, rows: pd.DataFrame, column: str, scale: float = 1.0,
+def ci_errorbar(ax: Axes, x: ArrayLike, rows: pd.DataFrame, column: str, scale: float = 1.0,
                 **style: object) -> None:
     """A `summarise` column's mean with its 95% CI (column_low, column_high) as error bars."""
     y = rows[column] * scale
@@ -150,7 +163,7 @@ def ci_errorbar(ax: Axes, x: object, rows: pd.DataFrame, column: str, scale: flo
     ax.errorbar(x, y, yerr=err, **style)  # type: ignore[arg-type]
 
 
-def ci_band(ax: Axes, x: object, rows: pd.DataFrame, column: str, colour: str,
+def ci_band(ax: Axes, x: ArrayLike, rows: pd.DataFrame, column: str, colour: str,
             label: str | None) -> None:
     """A `summarise` column's mean as a line with its 95% CI as a band."""
     ax.plot(x, rows[column], color=colour, label=label, linewidth=1)
@@ -613,10 +626,14 @@ def collapse(model: Sequential, x: torch.Tensor, dtype: torch.dtype) -> dict[str
     linears = [m for m in model.modules() if isinstance(m, Linear)]
     x = x.to(dtype)
     stepwise, magnitude = x, x.abs()
-    weight = linears[0].weight.detach().to(dtype)
-    bias = linears[0].bias.detach().to(dtype).unsqueeze(1)
+
+    def parts(layer: Linear) -> tuple[torch.Tensor, torch.Tensor]:
+        assert layer.bias is not None, "the stack's Linear layers all have a bias"
+        return layer.weight.detach().to(dtype), layer.bias.detach().to(dtype).unsqueeze(1)
+
+    weight, bias = parts(linears[0])
     for index, layer in enumerate(linears):
-        w, b = layer.weight.detach().to(dtype), layer.bias.detach().to(dtype).unsqueeze(1)
+        w, b = parts(layer)
         stepwise = torch.baddbmm(b, stepwise, w)
         magnitude = torch.baddbmm(b.abs(), magnitude, w.abs())
         if index:
@@ -645,28 +662,39 @@ def collapse_errors(model: Sequential, x_idx: torch.Tensor) -> dict[str, np.ndar
     return errors
 
 
-def collapse_run(ctx: Context) -> dict[str, object]:
+@dataclass
+class CollapseRun:
+    """What collapse_run returns: per model ("stack", "single") the training losses (steps, E)
+    and dev losses (E,); the stack's collapse_errors at "init" and when "trained"."""
+
+    steps: int
+    losses: dict[str, np.ndarray]
+    dev: dict[str, np.ndarray]
+    errors: dict[str, dict[str, np.ndarray]]
+
+
+def collapse_run(ctx: Context) -> CollapseRun:
     """The deep linear stack (gain 1, biases) and one linear layer, same seeds (so the same C),
     same batches, same steps and lr; loss curves, dev losses and collapse errors."""
 
-    def compute() -> dict[str, object]:
+    def compute() -> CollapseRun:
         steps = longer_steps(ctx)
         splits = ctx.splits()
         config = TrainConfig(steps=steps, lr=COLLAPSE_LR, decay_step=None)
-        out: dict[str, object] = {"steps": steps}
+        out = CollapseRun(steps, losses={}, dev={}, errors={})
         for name, build in (("stack", lambda s: deep(s, LECTURE, nonlinearity="linear",
                                                      gain=1.0)),
                             ("single", single_layer)):
             model = build(Streams(ctx.seeds)).to(ctx.device)
             dev_x = splits.dev[0][: 4_096].to(ctx.device)
             if name == "stack":
-                out["errors_init"] = collapse_errors(model, dev_x)
+                out.errors["init"] = collapse_errors(model, dev_x)
             batches = Streams([s + BATCH_SEED_OFFSET for s in ctx.seeds])
             history = train(model, splits.train, config, batches, progress=ctx.progress)
-            out[f"{name}_losses"] = history.losses.numpy()
-            out[f"{name}_dev"] = evaluate(model, splits.dev).numpy()
+            out.losses[name] = history.losses.numpy()
+            out.dev[name] = evaluate(model, splits.dev).numpy()
             if name == "stack":
-                out["errors_trained"] = collapse_errors(model, dev_x)
+                out.errors["trained"] = collapse_errors(model, dev_x)
         return out
 
     return ctx.shared(("stack", "linear-collapse"), compute)
@@ -674,17 +702,17 @@ def collapse_run(ctx: Context) -> dict[str, object]:
 
 def measure_linear_collapse(ctx: Context) -> Measurement:
     run = collapse_run(ctx)
-    steps = int(run["steps"])  # type: ignore[arg-type]
-    stack, single = run["stack_losses"], run["single_losses"]
+    steps = run.steps
+    stack, single = run.losses["stack"], run.losses["single"]
     early = ctx.profile.diag_steps // 10  # the first 100 steps (quick and full)
     windows = {"first_100": slice(0, early), "to_diag_steps": slice(0, ctx.profile.diag_steps),
                "last_10pct": slice(steps - steps // 10, steps)}
     rows = []
     for i, seed in enumerate(ctx.seeds):
-        row = {"seed": seed, "stack_dev": run["stack_dev"][i], "single_dev": run["single_dev"][i]}
+        row = {"seed": seed, "stack_dev": run.dev["stack"][i], "single_dev": run.dev["single"][i]}
         for name, window in windows.items():
-            row[f"stack_{name}"] = float(stack[window, i].mean())  # type: ignore[index]
-            row[f"single_{name}"] = float(single[window, i].mean())  # type: ignore[index]
+            row[f"stack_{name}"] = float(stack[window, i].mean())
+            row[f"single_{name}"] = float(single[window, i].mean())
         rows.append(row)
     table = pd.DataFrame(rows)
     metrics = {f"diff_{name}": paired_difference(table[f"stack_{name}"], table[f"single_{name}"],
@@ -693,7 +721,7 @@ def measure_linear_collapse(ctx: Context) -> Measurement:
     metrics["stack_dev"] = Metric.of(table.stack_dev, "nats")
     metrics["single_dev"] = Metric.of(table.single_dev, "nats")
     for when in ("init", "trained"):
-        for key, values in run[f"errors_{when}"].items():  # type: ignore[attr-defined]
+        for key, values in run.errors[when].items():
             metrics[f"{key}_{when}"] = Metric.of(values)
             table[f"{key}_{when}"] = values
     curves = []
@@ -703,7 +731,7 @@ def measure_linear_collapse(ctx: Context) -> Measurement:
         long = smooth.iloc[::10].reset_index(names="step").melt(
             id_vars="step", var_name="seed", value_name="loss")
         curves.append(long.assign(model=name))
-    paired = pd.DataFrame(stack - single).rolling(100, min_periods=1).mean()  # type: ignore[operator]
+    paired = pd.DataFrame(stack - single).rolling(100, min_periods=1).mean()
     stride = max(steps // 200, 1)
     points = []
     for step, row in paired.iloc[::stride].iterrows():
