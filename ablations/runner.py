@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ablations.context import Context
 from ablations.plotting import new_figure
 from ablations.registry import Claim
@@ -64,6 +66,7 @@ def run_claim(
             bar.close()
     judgement = claim.judge(measurement, context)
     figure = new_figure()
+    np.random.seed(0)  # seaborn's strip-plot jitter draws from numpy's global generator
     claim.plot(measurement, figure)
     record = result_record(
         claim,

@@ -446,7 +446,7 @@ def plot_momentum(m: Measurement, fig: Figure) -> None:
                                          ("val_penalty", "val loss: running - calibrated (nats)"))):
         ax = fig.add_subplot(1, 2, i + 1)
         sns.lineplot(data=t, x="momentum", y=column, hue="run", marker="o", errorbar=("ci", 95),
-                     ax=ax)
+                     seed=0, ax=ax)
         if column == "mean_error":
             for _, rows in t.groupby("run"):
                 pred = rows.groupby("momentum").mean_error_pred.mean()
@@ -677,7 +677,7 @@ def plot_pytorch_equivalence(m: Measurement, fig: Figure) -> None:
     t["case"] = t.module + ", " + t.dtype
     t["rel_diff"] = t.rel_diff.clip(lower=1e-18)
     sns.lineplot(data=t, x="batch", y="rel_diff", hue="case", marker="o", errorbar=("ci", 95),
-                 ax=ax)
+                 seed=0, ax=ax)
     batches = np.array(EQUIV_BATCHES, dtype=float)
     ax.plot(batches, 1 - np.sqrt((batches - 1) / batches), color="0.2", linestyle="--",
             label="prediction 1 - sqrt((B-1)/B)")
@@ -870,7 +870,7 @@ def plot_gain_robust(m: Measurement, fig: Figure) -> None:
     ax = fig.add_subplot(1, 2, 2)
     t = m.table
     sns.lineplot(data=t, x="gain", y="log10_update", hue="when", marker="o", errorbar=("ci", 95),
-                 ax=ax)
+                 seed=0, ax=ax)
     step0 = t[t.when == "first step"].groupby("gain").log10_update.mean()
     gains = np.array(step0.index)
     ax.plot(gains, step0[1.0] - 2 * np.log10(gains), linestyle="--", color="0.3",
@@ -993,7 +993,7 @@ def plot_no_fan_in(m: Measurement, fig: Figure) -> None:
     t = m.table[m.table.weight == "Linear"].copy()
     t["layer"] = t.parameter.str.split(".").str[0].astype(int)
     t["case"] = t.case + ", lr " + t.lr.map("{:g}".format)
-    sns.pointplot(data=t, x="layer", y="log10_update", hue="case", errorbar=("ci", 95),
+    sns.pointplot(data=t, x="layer", y="log10_update", hue="case", errorbar=("ci", 95), seed=0,
                   dodge=0.3, ax=ax)
     pred = t[t.case.str.startswith("plain")].groupby(["lr", "layer"]).prediction.mean()
     for _, rows in pred.groupby(level=0):
@@ -1107,7 +1107,7 @@ def judge_placement(m: Measurement, ctx: Context) -> Judgement:
 
 def plot_placement(m: Measurement, fig: Figure) -> None:
     ax = fig.add_subplot(1, 2, 1)
-    sns.pointplot(data=m.table, x="placement", y="val_loss", errorbar=("ci", 95), ax=ax,
+    sns.pointplot(data=m.table, x="placement", y="val_loss", errorbar=("ci", 95), seed=0, ax=ax,
                   linestyle="none", color="C0")
     sns.stripplot(data=m.table, x="placement", y="val_loss", ax=ax, color="0.5", size=3)
     ax.set_xticks(range(len(PLACEMENTS)), [n.replace(" + ", "\n+ ") for n in PLACEMENTS],
@@ -1118,7 +1118,8 @@ def plot_placement(m: Measurement, fig: Figure) -> None:
     loss = {name: rows.set_index("seed").val_loss for name, rows in m.table.groupby("placement")}
     diffs = pd.concat([(loss[changed] - loss[ref]).rename("diff").reset_index().assign(pair=key)
                        for key, (changed, ref) in PLACEMENT_PAIRS.items()])
-    sns.pointplot(data=diffs, y="pair", x="diff", errorbar=("ci", 95), linestyle="none", ax=ax)
+    sns.pointplot(data=diffs, y="pair", x="diff", errorbar=("ci", 95), seed=0, linestyle="none",
+                  ax=ax)
     sns.stripplot(data=diffs, y="pair", x="diff", color="0.5", size=3, ax=ax)
     ax.axvspan(-SIMILAR, SIMILAR, color="0.88", zorder=0, label=f"+-{SIMILAR} ('very similar')")
     ax.axvline(0, color="0.4", linewidth=0.8)
@@ -1190,7 +1191,7 @@ def plot_context_bottleneck(m: Measurement, fig: Figure) -> None:
     t = t.melt(id_vars=["block_size", "seed"], var_name="split", value_name="loss",
                value_vars=["val (eval mode)", "train batches, last 10% of steps"])
     sns.lineplot(data=t, x="block_size", y="loss", hue="split", marker="o", errorbar=("ci", 95),
-                 ax=ax)
+                 seed=0, ax=ax)
     sns.stripplot(data=m.table, x="block_size", y="val_loss", native_scale=True, ax=ax,
                   color="0.5", size=3)
     ax.axvline(3, color="0.2", linestyle="--", label="lecture's context: 3")

@@ -129,7 +129,7 @@ def seeds_by_condition(ax: Axes, data: pd.DataFrame, x: str, y: str, order: list
         for _, rows in data.groupby("seed"):
             ax.plot(order, rows.set_index(x).loc[order, y], color="0.75", linewidth=0.8,
                     zorder=1)
-    sns.pointplot(data=data, x=x, y=y, order=order, errorbar=("ci", 95), color="0.1",
+    sns.pointplot(data=data, x=x, y=y, order=order, errorbar=("ci", 95), seed=0, color="0.1",
                   linestyle="none", ax=ax, label="mean, 95% CI")
     sns.stripplot(data=data, x=x, y=y, order=order, hue=x, size=5, jitter=False, ax=ax,
                   legend=False)
@@ -662,16 +662,16 @@ def plot_coupling(m: Measurement, fig: Figure) -> None:
     left, right = fig.subplots(1, 2)
     per_seed = m.frames["per_seed"]
     at_32 = per_seed[per_seed.batch == BATCH]
-    sns.barplot(data=at_32, x="condition", y="logit_sd", errorbar=("ci", 95), ax=left,
+    sns.barplot(data=at_32, x="condition", y="logit_sd", errorbar=("ci", 95), seed=0, ax=left,
                 color="C0", alpha=0.6)
     sns.stripplot(data=at_32, x="condition", y="logit_sd", color="0.2", size=4, ax=left)
     left.set_xticks(left.get_xticks(), ["BN\nbatch stats", "BN\neval", "no BN"])
     left.set(title="Batch 32", xlabel="", ylabel="std of one example's logits (nats)")
     bn = per_seed[per_seed.condition == "BN, batch statistics"]
-    sns.lineplot(data=bn, x="batch", y="logit_sd", errorbar=("ci", 95), marker="o", ax=right,
-                 label="logits, measured")
-    sns.lineplot(data=bn, x="batch", y="bn_out_sd", errorbar=("ci", 95), marker="s", ax=right,
-                 label="BN output, measured")
+    sns.lineplot(data=bn, x="batch", y="logit_sd", errorbar=("ci", 95),
+                 seed=0, marker="o", ax=right, label="logits, measured")
+    sns.lineplot(data=bn, x="batch", y="bn_out_sd", errorbar=("ci", 95),
+                 seed=0, marker="s", ax=right, label="BN output, measured")
     sns.lineplot(data=bn, x="batch", y="bn_out_sd_predicted", errorbar=None, ax=right,
                  color="0.3", linestyle="--", label="BN output, predicted")
     right.set(xscale="log", yscale="log", title="Jitter vs batch size",
@@ -1128,7 +1128,7 @@ def judge_epsilon(m: Measurement, ctx: Context) -> Judgement:
 def plot_epsilon(m: Measurement, fig: Figure) -> None:
     ax = fig.add_subplot()
     t = m.table[m.table.eps > 0].assign(size=lambda f: f.effect.abs().clip(lower=1e-12))
-    sns.lineplot(data=t, x="eps", y="size", errorbar=("ci", 95), marker="o", ax=ax,
+    sns.lineplot(data=t, x="eps", y="size", errorbar=("ci", 95), seed=0, marker="o", ax=ax,
                  label="mean over seeds, 95% CI")
     sns.scatterplot(data=t, x="eps", y="size", color="0.3", s=14, ax=ax, label="seeds")
     reference(ax, seed_sd(m.metrics) / 10, "a tenth of the seed sd")
