@@ -134,9 +134,14 @@ def propagate(stack: Stack, seed: int) -> pd.DataFrame:
         biases.append(torch.randn(stack.width, generator=g).to(dtype) if stack.bias else None)
     readout = torch.randn(stack.batch, stack.width, *x.shape[2:], generator=g).to(dtype)
     act = ACTIVATIONS[stack.activation]()
+    # torch.set_flush_denormal sets the calling thread's FTZ/DAZ flags only: intra-op worker
+    # threads would still produce subnormals, so a flushed stack runs on this thread alone.
+    threads = torch.get_num_threads()
     flushed = stack.flush_denormal and torch.set_flush_denormal(True)
     if stack.flush_denormal and not flushed:
         raise RuntimeError("this CPU cannot flush denormals (torch.set_flush_denormal)")
+    if flushed:
+        torch.set_num_threads(1)
     try:
         outs, shadows = [], []
         a = shadow = x.to(dtype)
@@ -155,6 +160,7 @@ def propagate(stack: Stack, seed: int) -> pd.DataFrame:
     finally:
         if flushed:
             torch.set_flush_denormal(False)
+            torch.set_num_threads(threads)
     flat = values.flatten(1)
     exact = flat.double()
     finite = torch.isfinite(flat)
