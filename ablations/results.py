@@ -10,38 +10,44 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import platform
 import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ablations.registry import Claim, Judgement, Measurement
+from ablations.measurement import Measurement, json_float
+from ablations.registry import Claim
+from ablations.verdicts import Judged, Verdict
 from makemore.data import REPO_ROOT
+from makemore.store import ENGINE_FILES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESULT_FILE = "result.json"
 SUMMARY_FILE = "summary.json"
 SHARED_SOURCE = REPO_ROOT.parent / "shared" / "source"
-PACKAGE_VERSION = "0.1.0"
+PACKAGE_VERSION = "0.2.0"
 
 
 def code_version(claim: Claim) -> str:
-    """Hash of the code a claim's result depends on: the library, the framework modules and the
-    claim's own family module. Editing another family does not invalidate this claim's cache."""
+    """Hash of the code a claim's result depends on: the engine, the ablation framework and its
+    shared experiments, and the claim's own family module. Editing another family does not
+    invalidate this claim's cache."""
     own = Path(sys.modules[claim.measure.__module__].__file__ or "")
-    files = sorted((REPO_ROOT / "makemore").glob("*.py")) + sorted(
-        (REPO_ROOT / "ablations").glob("*.py")
-    )
+    files = [REPO_ROOT / "makemore" / name for name in ENGINE_FILES]
+    files += sorted((REPO_ROOT / "ablations").glob("*.py"))
+    files += sorted((REPO_ROOT / "ablations" / "experiments").glob("*.py"))
     digest = hashlib.sha256()
     for path in [*files, own]:
+        if not path.is_file():
+            continue
         # a claim module outside the checkout (a plugin, a test's module) is named by its path
         name = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
         digest.update(name.as_posix().encode())
@@ -53,6 +59,7 @@ def cache_key(claim: Claim, context_description: dict[str, Any], data_sha256: st
     payload = json.dumps(
         {
             "claim": claim.id,
+            "rules": claim.rules_hash(),
             "context": context_description,
             "code": code_version(claim),
             "data": data_sha256,
@@ -92,7 +99,7 @@ def versions() -> dict[str, str]:
     }
 
 
-def quote(claim: Claim, limit: int = 600) -> str:
+def quote(claim: Claim, limit: int = 900) -> str:
     """The cited lines of the source, when the shared sources are beside the checkout."""
     path = SHARED_SOURCE / claim.source.file
     if not path.is_file():
@@ -103,15 +110,37 @@ def quote(claim: Claim, limit: int = 600) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _finite(value: float) -> float | str:
-    """JSON has no inf/nan: they are written as the strings "inf", "-inf", "nan"."""
-    return value if math.isfinite(value) else str(value)
+@dataclass(frozen=True)
+class Outcome:
+    """What running a claim produced, before it is written."""
+
+    measurement: Measurement
+    verdict: Verdict
+    judged: Judged | None  # None for a row of questions
+    finding: str
+    seeds: list[int]
+    runs: dict[str, list[str]]  # template name -> member run keys
+
+
+def check_records(claim: Claim, judged: Judged | None) -> list[dict[str, Any]]:
+    if claim.rules is None or judged is None:
+        return []
+    roles = {c.name: [] for c in claim.rules.checks()}
+    for role in ("reproduced", "partly"):
+        for check in getattr(claim.rules, role):
+            roles[check.name].append(role)
+    return [
+        {**check.record(), "roles": roles[check.name],
+         "outcome": judged.decisions[check.name].outcome.value,
+         "passed": judged.decisions[check.name].outcome.value == "pass",
+         "sentence": judged.decisions[check.name].sentence}
+        for check in claim.rules.checks()
+    ]
 
 
 def result_record(
     claim: Claim,
-    measurement: Measurement,
-    judgement: Judgement,
+    outcome: Outcome,
     *,
     context: dict[str, Any],
     data_sha256: str,
@@ -121,6 +150,8 @@ def result_record(
 ) -> dict[str, Any]:
     """`commit` is the code's commit when the run started (a commit made during a long run
     must not be credited with results computed by the code before it)."""
+    m, judged = outcome.measurement, outcome.judged
+    declaration = claim.declaration()
     return {
         "schema": SCHEMA_VERSION,
         "id": claim.id,
@@ -132,26 +163,29 @@ def result_record(
             "lines": claim.source.lines,
             "quote": quote(claim),
         },
-        "verdict": judgement.verdict.value,
-        "evidence": judgement.evidence,
-        "holds_instead": judgement.holds_instead,
-        "tolerance": judgement.tolerance,
-        "metrics": {
-            name: {
-                "mean": _finite(m.mean),
-                "ci_low": _finite(m.ci_low),
-                "ci_high": _finite(m.ci_high),
-                "n": m.n,
-                "unit": m.unit,
-            }
-            for name, m in measurement.metrics.items()
+        "verdict": outcome.verdict.value,
+        "borderline": bool(judged and judged.borderline),
+        "finding": outcome.finding,
+        "headline": {
+            "metric": claim.headline,
+            "source_value": json_float(claim.source_values[claim.headline])
+            if claim.headline in claim.source_values else None,
         },
-        "source_values": {k: _finite(float(v)) for k, v in claim.source_values.items()},
-        "predictions": {k: _finite(float(v)) for k, v in measurement.predictions.items()},
+        "checks": check_records(claim, judged),
+        "holds_instead": judged.holds_instead if judged else "",
+        "answers": claim.questions.render(m) if claim.questions else {},
+        "metrics": {name: metric.to_json() for name, metric in m.metrics.items()},
+        "source_values": {k: json_float(float(v)) for k, v in claim.source_values.items()},
+        "predictions": {k: json_float(float(v)) for k, v in m.predictions.items()},
+        "rules": declaration["rules"],
+        "tolerances": declaration["tolerances"],
+        "grid": declaration["grid"],
+        "rules_hash": claim.rules_hash(),
+        "runs": outcome.runs,
         "profile": context["profile"]["name"],
         "profile_settings": context["profile"],
-        "seeds": context["seeds"],
-        "steps": measurement.steps,
+        "seeds": outcome.seeds,
+        "steps": m.steps,
         "device": context["device"],
         "duration_s": round(duration_s, 3),
         "versions": versions(),
@@ -164,15 +198,15 @@ def result_record(
 
 
 def write_claim(
-    out_dir: Path, claim_id: str, record: dict[str, Any], measurement: Measurement, figure: Any
+    out_dir: Path, claim_id: str, record: dict[str, Any], table_csv: bytes, figure_png: bytes
 ) -> Path:
     """Write the three files into a temporary folder, then swap it in for DIR/<id>."""
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{claim_id}-", dir=out_dir))
     staging.chmod(0o755)  # mkdtemp makes it private; results are for readers
     try:
-        measurement.table.to_csv(staging / "table.csv", index=False)
-        figure.savefig(staging / "figure.png", dpi=110)
+        (staging / "table.csv").write_bytes(table_csv)
+        (staging / "figure.png").write_bytes(figure_png)
         (staging / RESULT_FILE).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
         final = out_dir / claim_id
         retired = out_dir / f".old-{claim_id}"

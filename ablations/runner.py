@@ -1,44 +1,66 @@
-"""The one generic runner: for each selected claim, measure, judge, plot and write; skip what a
-previous run finished with the same cache key."""
+"""Running claims: plan the work as a graph (runs -> claims), execute it in this process or on a
+Dask cluster (ablations.cluster), and write each claim's files as it finishes.
+
+The plan resolves every selected claim's declared runs, leaves out claims whose result is
+already written under the same cache key, and groups the member runs nobody has trained into
+ensembles. Each group is trained once; a claim starts when its groups are done. A claim whose
+deciding check is borderline asks for more seeds (ablations.verdicts); those runs are trained
+where the claim runs.
+"""
 
 from __future__ import annotations
 
-import fcntl
+import io
 import json
-import os
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ablations.context import Context
-from ablations.plotting import new_figure
+from ablations.experiments.runs import MemberSpec, member_specs, missing_groups, train_group, trained
+from ablations.figures import new_figure
 from ablations.registry import Claim
 from ablations.results import (
     RESULT_FILE,
-    SUMMARY_FILE,
+    Outcome,
     cache_key,
     git_commit,
     recover,
     result_record,
-    versions,
     write_claim,
-    write_json_atomic,
 )
-from makemore.progress import Progress
+from ablations.summary import write_summary
+from ablations.verdicts import Verdict, judge, render
+from makemore.progress import GraphProgress
+
+FINDING_LIMIT = 200
 
 
 @dataclass
-class Outcome:
+class Written:
+    """A claim's files, ready to be written by whoever holds the results folder."""
+
     claim_id: str
-    verdict: str
-    duration_s: float
-    cached: bool
+    record: dict[str, Any]
+    table_csv: bytes
+    figure_png: bytes
+
+
+@dataclass
+class Plan:
+    claims: list[Claim]  # to compute
+    keys: dict[str, str]  # claim id -> cache key
+    cached: dict[str, dict[str, Any]]  # claim id -> the finished record
+    groups: list[list[MemberSpec]]  # member runs to train, one ensemble each
+    needs: dict[str, list[int]] = field(default_factory=dict)  # claim id -> group indices
+
+    def seed_steps(self) -> int:
+        return sum(len(g) * g[0].spec["train"]["steps"] for g in self.groups)
 
 
 def cached_record(out_dir: Path, claim_id: str, key: str) -> dict[str, Any] | None:
@@ -52,127 +74,132 @@ def cached_record(out_dir: Path, claim_id: str, key: str) -> dict[str, Any] | No
     return record if record.get("cache_key") == key else None
 
 
-def run_claim(
-    claim: Claim, context: Context, out_dir: Path, key: str, commit: str
-) -> dict[str, Any]:
+def plan(claims: list[Claim], ctx: Context, out_dir: Path, force: bool = False) -> Plan:
+    keys = {c.id: cache_key(c, ctx.describe(), ctx.data_sha256) for c in claims}
+    cached = {}
+    if not force:
+        for claim in claims:
+            record = cached_record(out_dir, claim.id, keys[claim.id])
+            if record is not None:
+                cached[claim.id] = record
+    todo = [c for c in claims if c.id not in cached]
+    groups = missing_groups(ctx, [t for c in todo for t in c.runs.values()])
+    where = {m.key: i for i, g in enumerate(groups) for m in g}
+    needs = {}
+    for claim in todo:
+        wanted = {where[m.key] for t in claim.runs.values() for m in member_specs(t, ctx)
+                  if m.key in where}
+        needs[claim.id] = sorted(wanted)
+    return Plan(todo, keys, cached, groups, needs)
+
+
+def measure_and_judge(claim: Claim, ctx: Context) -> Outcome:
+    """Measure over the context's seeds; while a deciding check straddles its edge, double the
+    seeds up to the profile's cap and measure again."""
+    n = len(ctx.seeds)
+    cap = max(n, ctx.profile.max_seeds)
+    while True:
+        at = ctx.with_seeds(n)
+        runs = {name: trained(at, t) for name, t in claim.runs.items()}
+        args = {"runs": runs} if claim.runs else {}
+        m = claim.measure(at, **args, **claim.grid)
+        claim.check_measurement(m)
+        finding = render(claim.finding, m.metrics)
+        if len(finding) > FINDING_LIMIT:
+            finding = finding[: FINDING_LIMIT - 1].rstrip() + "…"
+        used = {name: r.keys for name, r in runs.items()}
+        if claim.rules is None:
+            return Outcome(m, Verdict.ANSWERED, None, finding, at.seeds, used)
+        judged = judge(claim.rules, m, at_cap=n >= cap)
+        if judged.settled:
+            return Outcome(m, judged.verdict, judged, finding, at.seeds, used)
+        n = min(cap, 2 * n)
+
+
+def compute_claim(claim: Claim, ctx: Context, key: str, commit: str) -> Written:
+    """Everything about one claim, as bytes and a record: it runs anywhere (a Dask worker
+    too) and writes nothing."""
     start = time.monotonic()
-    bar = Progress(None, claim.id, "training steps")
-    context.progress = bar
-    try:
-        measurement = claim.measure(context)
-    finally:
-        context.progress = None
-        if bar.done:
-            bar.close()
-    judgement = claim.judge(measurement, context)
+    outcome = measure_and_judge(claim, ctx)
     figure = new_figure()
-    np.random.seed(0)  # seaborn's strip-plot jitter draws from numpy's global generator
-    claim.plot(measurement, figure)
-    record = result_record(
-        claim,
-        measurement,
-        judgement,
-        context=context.describe(),
-        data_sha256=context.data_sha256,
-        duration_s=time.monotonic() - start,
-        key=key,
-        commit=commit,
-    )
-    write_claim(out_dir, claim.id, record, measurement, figure)
-    return record
+    np.random.seed(0)  # seaborn's jitter draws from numpy's global generator
+    claim.figure(outcome.measurement, figure)
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=100)
+    table = outcome.measurement.table.to_csv(index=False).encode()
+    record = result_record(claim, outcome, context=ctx.describe(), data_sha256=ctx.data_sha256,
+                           duration_s=time.monotonic() - start, key=key, commit=commit)
+    return Written(claim.id, record, table, png.getvalue())
 
 
 class ClaimsFailedError(RuntimeError):
     """Some claims raised; the others finished and were written."""
 
 
-def run_all(
-    claims: list[Claim],
-    context: Context,
-    out_dir: Path,
-    force: bool = False,
-    report: Callable[[str], None] = print,
-) -> list[Outcome]:
-    """Run every claim in turn. A claim that raises writes nothing and is reported; the run goes
-    on, and ClaimsFailedError names the failed claims at the end."""
+@dataclass
+class RunReport:
+    outcomes: dict[str, str] = field(default_factory=dict)  # claim id -> verdict
+    cached: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    groups_trained: int = 0
+    member_runs_trained: int = 0
+
+
+def run_all(claims: list[Claim], ctx: Context, out_dir: Path, force: bool = False,
+            report: Callable[[str], None] = print, workers: int = 0,
+            scheduler: str | None = None) -> RunReport:
+    """Plan, execute (here, or on Dask when `workers` or `scheduler` is given), write."""
     recover(out_dir)
+    commit = git_commit()  # the code as it is when the run starts
+    work = plan(claims, ctx, out_dir, force)
+    result = RunReport(cached=sorted(work.cached))
+    for claim_id, record in sorted(work.cached.items()):
+        result.outcomes[claim_id] = record["verdict"]
+    progress = GraphProgress(len(work.groups), len(work.claims), work.seed_steps())
     started = time.monotonic()
-    outcomes: list[Outcome] = []
-    failed: list[str] = []
-    run_key = f"{os.getpid()}-{time.time_ns()}"  # this run's entry in summary.json's runs
-    commit = git_commit()  # the code as it is now, before any claim runs
-    for number, claim in enumerate(claims, start=1):
-        key = cache_key(claim, context.describe(), context.data_sha256)
-        record = None if force else cached_record(out_dir, claim.id, key)
-        cached = record is not None
-        claim_start = time.monotonic()
-        if record is None:
+
+    def finished(written: Written) -> None:
+        write_claim(out_dir, written.claim_id, written.record, written.table_csv,
+                    written.figure_png)
+        result.outcomes[written.claim_id] = written.record["verdict"]
+        progress.claim_done(written.claim_id, written.record["verdict"])
+
+    def failed(claim_id: str, err: BaseException, trace: str = "") -> None:
+        result.failed.append(claim_id)
+        report(f"{claim_id}: FAILED: {type(err).__name__}: {err}")
+        if trace:
+            report(trace)
+        progress.claim_done(claim_id, "failed")
+
+    if workers or scheduler:
+        from ablations.cluster import execute_on_dask
+
+        execute_on_dask(work, ctx, commit, finished, failed, progress, result,
+                        workers=workers, scheduler=scheduler)
+    else:
+        execute_here(work, ctx, commit, finished, failed, progress, result)
+    progress.close()
+    write_summary(out_dir, ctx, result.outcomes, work.keys, time.monotonic() - started)
+    if result.failed:
+        raise ClaimsFailedError(f"{len(result.failed)} claim(s) failed: "
+                                f"{', '.join(result.failed)}; the others' results are written")
+    return result
+
+
+def execute_here(work: Plan, ctx: Context, commit: str, finished: Callable[[Written], None],
+                 failed: Callable[..., None], progress: GraphProgress, result: RunReport) -> None:
+    """The graph in this process: each group once, then the claims in order."""
+    ctx.progress = progress.seed_steps
+    try:
+        for group in work.groups:
+            train_group(ctx, group)
+            result.groups_trained += 1
+            result.member_runs_trained += len(group)
+            progress.run_done()
+        for claim in work.claims:
             try:
-                record = run_claim(claim, context, out_dir, key, commit)
+                finished(compute_claim(claim, ctx, work.keys[claim.id], commit))
             except Exception as err:  # one claim's bug must not lose the others' results
-                failed.append(claim.id)
-                report(f"[{number}/{len(claims)}] {claim.id}: FAILED: {type(err).__name__}: {err}")
-                traceback.print_exc()
-                continue
-        duration = record["duration_s"] if cached else time.monotonic() - claim_start
-        outcomes.append(Outcome(claim.id, record["verdict"], duration, cached))
-        elapsed = time.monotonic() - started
-        eta = elapsed / number * (len(claims) - number)
-        report(
-            f"[{number}/{len(claims)}] {claim.id}: {record['verdict']}"
-            f" ({'cached' if cached else f'{duration:.1f}s'}; elapsed {elapsed:.0f}s,"
-            f" eta {eta:.0f}s)"
-        )
-        write_summary(out_dir, context, outcomes, run_key, time.monotonic() - started)
-    if failed:
-        raise ClaimsFailedError(
-            f"{len(failed)} claim(s) failed: {', '.join(failed)}; the others' results are written"
-        )
-    return outcomes
-
-
-def write_summary(
-    out_dir: Path, context: Context, outcomes: list[Outcome], run_key: str, wall_s: float
-) -> None:
-    """The folder's summary: this run's claims merged over those of earlier runs whose result
-    folders still exist, so that `--only` runs, resumed runs and concurrent runner processes
-    (serialised by a lock file) keep one complete summary. `wall_s` adds up the runs."""
-    with open(out_dir / ".summary.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        path = out_dir / SUMMARY_FILE
-        try:
-            previous = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            previous = {}
-        runs = {k: v for k, v in previous.get("runs", {}).items() if k != run_key}
-        runs[run_key] = round(wall_s, 1)
-        ours = {o.claim_id for o in outcomes}
-        kept = [
-            entry
-            for entry in previous.get("claims", [])
-            if entry.get("id") not in ours
-            and (out_dir / entry.get("id", "") / RESULT_FILE).is_file()
-        ]
-        fresh = [
-            {
-                "id": o.claim_id,
-                "verdict": o.verdict,
-                "duration_s": round(o.duration_s, 3),
-                "cached": o.cached,
-            }
-            for o in outcomes
-        ]
-        write_json_atomic(
-            path,
-            {
-                "profile": context.profile.name,
-                "seeds": context.seeds,
-                "device": str(context.device),
-                "versions": versions(),
-                "data_sha256": context.data_sha256,
-                "wall_s": round(sum(runs.values()), 1),
-                "runs": runs,
-                "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "claims": sorted(kept + fresh, key=lambda entry: entry["id"]),
-            },
-        )
+                failed(claim.id, err, traceback.format_exc())
+    finally:
+        ctx.progress = None

@@ -51,10 +51,10 @@ class MLPConfig:
     """The one-hidden-layer MLP of the loss log. A scale of None for a bias means no bias;
     "kaiming" for w1 means gain(nonlinearity) / sqrt(fan_in)."""
 
-    w1: float | str = 1.0
-    b1: float | None = 1.0
-    w2: float = 1.0
-    b2: float = 1.0
+    w1: Scale | str = 1.0
+    b1: Scale | None = 1.0
+    w2: Scale = 1.0
+    b2: Scale = 1.0
     batchnorm: bool = False
     n_embd: int = 10
     n_hidden: int = 200
@@ -67,12 +67,13 @@ class MLPConfig:
     def fan_in(self) -> int:
         return self.n_embd * self.block_size
 
-    def w1_scale(self) -> float:
+    def w1_scale(self) -> Scale:
+        """The W1 scale: a number, one per member, or "kaiming" resolved to its value."""
         if self.w1 == "kaiming":
             return kaiming_std(self.nonlinearity, self.fan_in)
         if isinstance(self.w1, str):
             raise ValueError(f"w1 must be a number or 'kaiming', got {self.w1!r}")
-        return float(self.w1)
+        return self.w1 if isinstance(self.w1, tuple | list) else float(self.w1)
 
 
 MLP_CONFIGS = {

@@ -53,3 +53,55 @@ class Progress:
         if self.live:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class GraphProgress:
+    """One display for a whole reproduction: training runs and claims done out of their totals,
+    seed-steps per second and an ETA from the training still to do. On a terminal it redraws
+    one line; elsewhere it writes a plain line when a run or a claim finishes, and at most one
+    line a minute while training."""
+
+    def __init__(self, runs: int, claims: int, seed_steps: int, stream: TextIO | None = None):
+        self.runs, self.claims, self.total = runs, claims, seed_steps
+        self.runs_done = self.claims_done = self.done = 0
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = self.stream.isatty()
+        self.start = self._last = time.monotonic()
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.start
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        left = max(self.total - self.done, 0)
+        eta = f"{left / rate / 60:,.1f} min" if rate > 0 and left else "-"
+        return (f"runs {self.runs_done}/{self.runs}, claims {self.claims_done}/{self.claims}, "
+                f"{rate:,.0f} seed-steps/s, training eta {eta}, elapsed {elapsed / 60:,.1f} min")
+
+    def _write(self, text: str, force: bool) -> None:
+        now = time.monotonic()
+        if self.live:
+            self.stream.write("\r\033[K" + text)
+            self.stream.flush()
+        elif force or now - self._last >= 60:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+            self._last = now
+
+    def seed_steps(self, n: int) -> None:
+        self.done += n
+        self._write(self.line(), force=False)
+
+    def run_done(self) -> None:
+        self.runs_done += 1
+        self._write(self.line(), force=True)
+
+    def claim_done(self, claim_id: str, verdict: str) -> None:
+        self.claims_done += 1
+        if self.live:
+            self.stream.write("\r\033[K")
+        self.stream.write(f"{claim_id}: {verdict}\n")
+        self._write(self.line(), force=True)
+
+    def close(self) -> None:
+        if self.live:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
+from makemore import checkpoint as checkpoints
 from makemore.modules import BatchNorm1d, Module, Streams, member_cross_entropy, per_member
 
 INDEX_CHUNK = 1000  # batch indices are drawn this many steps at a time (same stream as per step)
@@ -95,9 +97,12 @@ def train(
     callbacks: Sequence[Callback] = (),
     retain_activation_grads: bool = False,
     progress: Callable[[int], None] | None = None,
+    checkpoint: tuple[Path, int] | None = None,
 ) -> History:
     """Train in place. Batch indices continue each member's generator after its init draws, as
-    the notebook's single generator does. `progress(n)` is told of every n finished steps."""
+    the notebook's single generator does. `progress(n)` is told of every n finished steps.
+    `checkpoint=(path, every)` saves the whole state every `every` steps (a multiple of
+    INDEX_CHUNK) and resumes from the file if it exists."""
     check_batchnorm_batch(model, config.batch_size)
     x_all, y_all = data
     params = model.parameters()
@@ -107,8 +112,18 @@ def train(
     losses = torch.empty(config.steps, members, device=device)
     adam = _Adam(params) if config.optimizer == "adam" else None
     model.train()
+    start = 0
+    if checkpoint is not None:
+        path, every = checkpoint
+        if every % INDEX_CHUNK or callbacks:
+            raise ValueError("checkpoints need a multiple of INDEX_CHUNK steps and no callbacks")
+        start, saved = checkpoints.load(path, model, streams, losses)
+        if adam is not None and saved:
+            adam.load(saved)
+        if progress is not None and start:
+            progress(start)
     chunk = torch.empty(0)
-    for step in range(config.steps):
+    for step in range(start, config.steps):
         offset = step % INDEX_CHUNK
         if offset == 0:
             size = min(INDEX_CHUNK, config.steps - step)
@@ -137,6 +152,9 @@ def train(
                 callback(state)
         if progress is not None and (step + 1) % INDEX_CHUNK == 0:
             progress(INDEX_CHUNK)
+        if checkpoint is not None and (step + 1) % checkpoint[1] == 0 and step + 1 < config.steps:
+            state = adam.state() if adam is not None else {}
+            checkpoints.save(checkpoint[0], step + 1, model, streams, losses, state)
     if progress is not None and config.steps % INDEX_CHUNK:
         progress(config.steps % INDEX_CHUNK)
     return History(losses.cpu(), streams.seeds)
@@ -149,6 +167,17 @@ class _Adam:
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
         self.t = 0
+
+    def state(self) -> dict[str, torch.Tensor]:
+        tensors = {f"m.{i}": m for i, m in enumerate(self.m)}
+        tensors.update({f"v.{i}": v for i, v in enumerate(self.v)})
+        return {**tensors, "t": torch.tensor([self.t])}
+
+    def load(self, state: dict[str, torch.Tensor]) -> None:
+        for i, (m, v) in enumerate(zip(self.m, self.v, strict=True)):
+            m.copy_(state[f"m.{i}"])
+            v.copy_(state[f"v.{i}"])
+        self.t = int(state["t"][0])
 
     def step(self, params: list[torch.Tensor], lr: float | torch.Tensor) -> None:
         self.t += 1

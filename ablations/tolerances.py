@@ -1,0 +1,145 @@
+"""Named tolerances: one entry per quantity, fixed before any run, read by every claim that
+judges that quantity, so that two claims cannot judge one quantity two ways.
+
+Two sorts:
+- a `Reading` says how a number the source states is to be read (truncated or rounded to the
+  digits it printed, "about", an order of magnitude) and whether it was read off one run;
+- a `Scale` is a size that makes an effect negligible, or a bound, with the reason for its size.
+
+Every entry carries its reason: the source's wording (with its line) or the mathematics. A change
+to an entry changes the pre-registered rules of every claim that names it, and the regression
+check reports it as RULE CHANGED.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+INTERVALS = ("truncated", "rounded", "about", "magnitude")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A number of the source and how it is read.
+
+    interval: "truncated" to `digits` decimals ([v, v + 10^-digits) away from zero), "rounded"
+    to `digits` decimals (v +- 0.5 * 10^-digits), "about" (v +- relative * |v|), "magnitude"
+    (v / factor .. v * factor). single_run: the source read it off one training run or one draw,
+    so it is compared with where single runs fall, not with the mean over seeds.
+    """
+
+    value: float
+    interval: str
+    why: str
+    digits: int = 2
+    relative: float = 0.0
+    factor: float = math.sqrt(10.0)
+    single_run: bool = False
+
+    def __post_init__(self) -> None:
+        if self.interval not in INTERVALS:
+            raise ValueError(f"interval must be one of {INTERVALS}, got {self.interval!r}")
+        if self.interval == "about" and not self.relative > 0:
+            raise ValueError("an 'about' reading needs relative > 0")
+        if self.interval == "magnitude" and not (self.factor > 1 and self.value > 0):
+            raise ValueError("a magnitude reading needs factor > 1 and a positive value")
+
+    def bounds(self) -> tuple[float, float]:
+        v = self.value
+        if self.interval == "truncated":
+            step = 10.0**-self.digits
+            return (v, v + step) if v >= 0 else (v - step, v)
+        if self.interval == "rounded":
+            half = 0.5 * 10.0**-self.digits
+            return v - half, v + half
+        if self.interval == "about":
+            return v - self.relative * abs(v), v + self.relative * abs(v)
+        return v / self.factor, v * self.factor
+
+    def describe(self) -> str:
+        lo, hi = self.bounds()
+        how = {
+            "truncated": f"truncated to {self.digits} decimals",
+            "rounded": f"rounded to {self.digits} decimals",
+            "about": f"'about', +-{self.relative:.0%}",
+            "magnitude": f"an order of magnitude, x/{self.factor:.3g}",
+        }[self.interval]
+        run = ", read off one run" if self.single_run else ""
+        return f"{self.value:g} ({how}{run}: [{lo:.6g}, {hi:.6g}])"
+
+    def params(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A size with its unit and reason: the edge of "negligible", or a bound."""
+
+    value: float
+    unit: str
+    why: str
+
+    def describe(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.value:g}{unit}"
+
+    def params(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Tolerance = Reading | Scale
+
+TOLERANCES: dict[str, Tolerance] = {
+    # --- losses --------------------------------------------------------------------------------
+    "ln 27 as 3.29": Reading(
+        3.29, "truncated",
+        "L:23 writes -ln(1/27) = 3.2958 as 3.29: the value cut to two decimals"),
+    "the lecture's val loss 2.10": Reading(
+        2.10, "rounded", single_run=True,
+        why="L:83 and L:121 give the val loss of one 200,000-step run to two decimals"),
+    "the lecture's val loss 2.13": Reading(
+        2.13, "rounded", single_run=True,
+        why="L:83 gives the val loss of one run after the output fix to two decimals"),
+    "the lecture's val loss 2.17": Reading(
+        2.17, "rounded", single_run=True,
+        why="L:83 gives the val loss of one run from the plain-randn init to two decimals"),
+    "practically identical loss": Scale(
+        0.005, "nats",
+        "the lecture prints losses to two decimals and calls runs that agree there the same "
+        "(L:121, L:141, L:176): a difference under half the last printed digit cannot be seen"),
+    "a loss gain worth the name": Scale(
+        0.005, "nats",
+        "the smallest difference the lecture's two-decimal printouts show (the mirror of "
+        "'practically identical loss')"),
+    # --- initialisation ------------------------------------------------------------------------
+    "kaiming std 0.3": Reading(
+        0.3, "rounded", digits=1,
+        why="L:116 gives (5/3)/sqrt(30) = 0.3043 as 0.3, one decimal"),
+    # --- numerics ------------------------------------------------------------------------------
+    "rounding of a few operations": Scale(
+        4.0, "ulps",
+        "a correctly rounded operation is within 0.5 ulp; a few chained operations within a "
+        "few ulps"),
+}
+
+
+def tolerance(name: str) -> Tolerance:
+    if name not in TOLERANCES:
+        raise KeyError(f"no tolerance named {name!r}; known: {', '.join(sorted(TOLERANCES))}")
+    return TOLERANCES[name]
+
+
+def reading(name: str) -> Reading:
+    entry = tolerance(name)
+    if not isinstance(entry, Reading):
+        raise TypeError(f"tolerance {name!r} is a Scale, not a Reading of a source value")
+    return entry
+
+
+def scale(name: str) -> Scale:
+    entry = tolerance(name)
+    if not isinstance(entry, Scale):
+        raise TypeError(f"tolerance {name!r} is a Reading, not a Scale")
+    return entry
