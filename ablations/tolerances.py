@@ -122,6 +122,11 @@ TOLERANCES: dict[str, Tolerance] = {
         4.0, "ulps",
         "a correctly rounded operation is within 0.5 ulp; a few chained operations within a "
         "few ulps"),
+    # --- family init, tanh ----------------------------------------------------------------------
+    # --- family kaiming, stack, diag ------------------------------------------------------------
+    # --- family bn (the MLP, BatchNorm itself) --------------------------------------------------
+    # --- family bn (the deep network) -----------------------------------------------------------
+    # --- family bias, misc ----------------------------------------------------------------------
 }
 
 
