@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from ablations.cluster import SchedulerError
 from ablations.context import PROFILES, Context
 from ablations.registry import ClaimError, UnknownClaimError, load_all, select
 from makemore.cli import Parser, device_arg, positive_int, run_guarded
@@ -129,4 +130,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_guarded(main, extra_errors=(UnknownClaimError, ClaimError, StoreError)))
+    sys.exit(run_guarded(main, extra_errors=(UnknownClaimError, ClaimError, StoreError,
+                                               SchedulerError)))

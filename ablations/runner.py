@@ -163,6 +163,8 @@ def run_all(claims: list[Claim], ctx: Context, out_dir: Path, force: bool = Fals
                     written.figure_png)
         result.outcomes[written.claim_id] = written.record["verdict"]
         progress.claim_done(written.claim_id, written.record["verdict"])
+        write_summary(out_dir, ctx, {written.claim_id: written.record["verdict"]}, work.keys,
+                      0.0)
 
     def failed(claim_id: str, err: BaseException, trace: str = "") -> None:
         result.failed.append(claim_id)
@@ -179,7 +181,8 @@ def run_all(claims: list[Claim], ctx: Context, out_dir: Path, force: bool = Fals
     else:
         execute_here(work, ctx, commit, finished, failed, progress, result)
     progress.close()
-    write_summary(out_dir, ctx, result.outcomes, work.keys, time.monotonic() - started)
+    write_summary(out_dir, ctx, result.outcomes, work.keys, time.monotonic() - started,
+                  closing=True)
     if result.failed:
         raise ClaimsFailedError(f"{len(result.failed)} claim(s) failed: "
                                 f"{', '.join(result.failed)}; the others' results are written")
