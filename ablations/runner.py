@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ablations.context import Context
-from ablations.experiments.runs import MemberSpec, member_specs, missing_groups, train_group, trained
+from ablations.experiments.runs import member_specs, missing_groups, train_group, trained
 from ablations.figures import new_figure
 from ablations.registry import Claim
 from ablations.results import (
@@ -37,6 +37,7 @@ from ablations.results import (
 from ablations.summary import write_summary
 from ablations.verdicts import Verdict, judge, render
 from makemore.progress import GraphProgress
+from makemore.runs import MemberSpec
 
 FINDING_LIMIT = 200
 
@@ -60,7 +61,7 @@ class Plan:
     needs: dict[str, list[int]] = field(default_factory=dict)  # claim id -> group indices
 
     def seed_steps(self) -> int:
-        return sum(len(g) * g[0].spec["train"]["steps"] for g in self.groups)
+        return sum(len(g) * g[0].steps for g in self.groups)
 
 
 def cached_record(out_dir: Path, claim_id: str, key: str) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ each other; a one-member ensemble is the notebook's single run.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,31 @@ class History:
         return self.losses[0]
 
 
+def available_memory() -> int:
+    """Bytes this machine can still give (MemAvailable), or its physical memory."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(parameters: int, members: int, steps: int, batch_size: int = 32) -> None:
+    """Refuse a run that cannot fit before allocating it: the per-step loss record (steps x
+    members floats) and, per member, the parameters with their gradients and optimiser state
+    (4 copies) plus a generous allowance for one step's activations."""
+    needed = 4 * (steps * members + 4 * parameters * members + 64 * batch_size * 1024 * members)
+    have = available_memory()
+    if needed > have:
+        raise ValueError(
+            f"{steps:,} steps x {members:,} members need about {needed / 2**30:,.1f} GiB; this "
+            f"machine has {have / 2**30:,.1f} GiB available: use fewer steps or seeds"
+        )
+
+
 def check_batchnorm_batch(model: Module, batch_size: int) -> None:
     if batch_size < 2 and any(isinstance(m, BatchNorm1d) for m in model.modules()):
         raise ValueError(
@@ -104,8 +130,10 @@ def train(
     `checkpoint=(path, every)` saves the whole state every `every` steps (a multiple of
     INDEX_CHUNK) and resumes from the file if it exists."""
     check_batchnorm_batch(model, config.batch_size)
-    x_all, y_all = data
     params = model.parameters()
+    check_memory(sum(p[0].numel() for p in params), streams.members, config.steps,
+                 config.batch_size)
+    x_all, y_all = data
     device = params[0].device
     members = streams.members
     x_all, y_all = x_all.to(device), y_all.to(device)

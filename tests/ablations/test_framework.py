@@ -390,7 +390,8 @@ def test_recover_restores_what_a_kill_leaves(states: dict[str, str]) -> None:
 
 def test_kills_at_random_moments_lose_no_finished_result(tmp_path: Path, ctx: Context) -> None:
     """A forked runner re-writes finished results (force; its file writes slowed down so that
-    kills land inside them) and is SIGKILLed at seeded random moments. After each kill every claim is complete as <id> or still as .old-<id>; recover()
+    kills land inside them) and is SIGKILLed at seeded random moments. After each kill every
+    claim is complete as <id> or still as .old-<id>; recover()
     then leaves only complete folders, and the next run finds them all cached. Kills go on
     until one has landed inside a write (a .tmp- or .old- folder was left), so the recovery
     path is exercised, not only the quiet moments between claims."""
@@ -401,9 +402,7 @@ def test_kills_at_random_moments_lose_no_finished_result(tmp_path: Path, ctx: Co
     while kills < 4 or (interrupted_writes == 0 and kills < 40):
         pid = os.fork()
         if pid == 0:  # the child: re-run until killed, each file write taking a while
-            write_bytes = Path.write_bytes
-
-            def slow_write(path: Path, data: bytes) -> int:
+            def slow_write(path: Path, data: bytes, write_bytes=Path.write_bytes) -> int:
                 written = write_bytes(path, data)
                 time.sleep(0.05)
                 return written
