@@ -14,6 +14,7 @@ from reports.blocks import (
     Code,
     Details,
     Heading,
+    Line,
     Para,
     Quote,
     Section,
@@ -23,20 +24,19 @@ from reports.blocks import (
     verdict_css,
 )
 from reports.results import ANSWERED, ClaimResult, Metric
-from reports.summary import meta, settings_text
+from reports.summary import meta
 from reports.text import cell, citation, duration, fmt, given, measured, one_line
 
-DOCS = {"L": "lecture transcript", "N": "notebook on the bias term"}
-QUOTE_CHARS = 280  # the quote is cut here (result.json holds it whole)
-TABLE_HEAD, TABLE_TAIL, TABLE_COLUMNS, CELL_CHARS = 3, 1, 8, 24
+QUOTE_CHARS = 120  # the quote is cut here (result.json holds it whole)
+TABLE_ROWS, TABLE_COLUMNS, CELL_CHARS = 2, 4, 14
+STATEMENT_CHARS = 80
 OUTCOME_CSS = {"pass": "o-pass", "fail": "o-fail", "straddle": "o-straddle", "short": "o-short"}
 BORDERLINE = "borderline: a deciding check's CI still straddled its edge at the seed cap"
 
 
 def opening(claim: ClaimResult) -> list[Block]:
     source = claim.source
-    said = (f"— {citation(claim)}, {DOCS.get(source.doc, source.doc)}; "
-            f"tested as: {claim.statement}",)
+    said = (f"— {citation(claim)}; tested as: {one_line(claim.statement, STATEMENT_CHARS)}",)
     quote = Quote(((one_line(source.quote, QUOTE_CHARS),), said)) if source.quote else \
         Para(("(No quote recorded: the sources were not beside the checkout.) ", *said))
     verdict: list[str | Strong | Badge] = [Strong("Verdict:"), " ",
@@ -51,20 +51,42 @@ def checks(claim: ClaimResult) -> list[Block]:
     if claim.verdict == ANSWERED or not claim.checks:
         return [Bullets(tuple((Strong(q), " " + a) for q, a in claim.answers.items()))] \
             if claim.answers else []
-    return [Bullets(tuple((Badge(c.outcome, OUTCOME_CSS[c.outcome]), " " + c.sentence)
-                          for c in claim.checks))]
+    return [Bullets(tuple((Badge(c.outcome, OUTCOME_CSS[c.outcome]), " " + c.sentence
+                           + (" (partly)" if "partly" in c.roles else "")) for c in claim.checks))]
 
 
 def metrics_table(claim: ClaimResult, metrics: list[Metric]) -> Table:
-    rows = tuple(((Code(m.name),), (given(claim.source_values.get(m.name)),),
-                  (measured(m) + (f", {m.dropped} dropped" if m.dropped else ""),),
-                  (fmt(claim.predictions.get(m.name)),)) for m in metrics)
-    return Table(("metric", "source value", "measured [95% CI]", "predicted"), rows,
-                 (False, True, True, True))
+    """metric | source value | measured [95% CI] | predicted; a column of source values or of
+    predictions that the claim has none of is left out."""
+    sourced = any(m.name in claim.source_values for m in metrics)
+    predicted = any(m.name in claim.predictions for m in metrics)
+    rows: list[tuple[Line, ...]] = []
+    for m in metrics:
+        cells: list[Line] = [(Code(m.name),)]
+        if sourced:
+            cells.append((given(claim.source_values.get(m.name)),))
+        cells.append((measured(m) + (f", {m.dropped} dropped" if m.dropped else ""),))
+        if predicted:
+            cells.append((fmt(claim.predictions.get(m.name)),))
+        rows.append(tuple(cells))
+    header = ("metric", *(["source value"] if sourced else []), "measured [95% CI]",
+              *(["predicted"] if predicted else []))
+    return Table(header, tuple(rows), (False,) + (True,) * (len(header) - 1))
+
+
+def metric_line(claim: ClaimResult, m: Metric) -> tuple[str | Code, ...]:
+    """A metric the checks do not read, on one line: its name, measurement, source value and
+    prediction where it has them."""
+    extra = [f"source {given(claim.source_values[m.name])}"] if m.name in claim.source_values \
+        else []
+    extra += [f"predicted {fmt(claim.predictions[m.name])}"] if m.name in claim.predictions \
+        else []
+    extra += [f"{m.dropped} dropped"] if m.dropped else []
+    return (Code(m.name), " " + measured(m) + "".join(f"; {e}" for e in extra))
 
 
 def excerpt(claim: ClaimResult) -> list[Block]:
-    """The first and last rows of table.csv, a few columns, cells cut short."""
+    """The first rows of table.csv, a few columns, cells cut short."""
     where = Code(f"{claim.id}/{claim.table_file}")
     if not claim.table_path.is_file():
         return [Para(("No table was recorded (", where, " is missing).",))]
@@ -73,37 +95,42 @@ def excerpt(claim: ClaimResult) -> list[Block]:
     if len(rows) < 2:
         return [Para(("The recorded table ", where, " is empty.",))]
     head, body = rows[0][:TABLE_COLUMNS], rows[1:]
-    shown = body if len(body) <= TABLE_HEAD + TABLE_TAIL + 1 else \
-        body[:TABLE_HEAD] + [["…"]] + body[-TABLE_TAIL:]
+    shown = body[:TABLE_ROWS]
     width = len(head)
     table = Table(tuple(one_line(h, CELL_CHARS) for h in head),
                   tuple(tuple((cell(r[i], CELL_CHARS) if i < len(r) else "",)
                               for i in range(width)) for r in shown), (False,) * width)
-    what = f"{len(body)} rows, {len(rows[0])} columns" + (", excerpt" if shown != body or
-                                                          width < len(rows[0]) else "")
-    return [Para((f"Table ({what}): ", where, " in the results.")), table]
+    cut = shown != body or width < len(rows[0])
+    return [Para((where, f": {len(body)} rows × {len(rows[0])} columns"
+                   + (f"; the first {len(shown)} rows, {width} columns:" if cut else ":"))),
+            table]
+
+
+def instead(claim: ClaimResult) -> str:
+    """What holds instead, less the failed checks' sentences it repeats (listed above)."""
+    text = claim.holds_instead
+    for check in claim.checks:
+        if not check.passed and check.sentence:
+            text = text.replace(check.sentence, "")
+    return "; ".join(p.strip() for p in text.split("; ") if p.strip())
 
 
 def details(claim: ClaimResult, shown: list[Metric]) -> Details:
     blocks: list[Block] = []
-    if claim.holds_instead and claim.verdict not in ("reproduced", ANSWERED):
-        blocks.append(Para((Strong("What holds instead."), " " + claim.holds_instead)))
-    partly = [c.name for c in claim.checks if "partly" in c.roles]
-    if partly:
-        blocks.append(Para((Strong("Partly reproduced"), " needs only: " + "; ".join(partly)
-                            + ".")))
+    if claim.verdict not in ("reproduced", ANSWERED) and instead(claim):
+        blocks.append(Para((Strong("What holds instead."), " " + instead(claim))))
     others = [m for m in claim.metrics if m not in shown]
     if others:
-        blocks += [Para((Strong("Other metrics."),)), metrics_table(claim, others)]
+        blocks += [Para((Strong("Other metrics."),)), Bullets(tuple(metric_line(claim, m)
+                                                                     for m in others))]
     blocks += excerpt(claim)
-    members = ", ".join(f"{name} {len(keys)}" for name, keys in claim.runs.items())
-    blocks.append(Para((Strong("Run."), f" profile {claim.profile} ({settings_text(claim)}); "
-                        f"{len(claim.seeds)} seed{'s' * (len(claim.seeds) != 1)}; "
-                        f"{claim.steps:,} training steps; {claim.device}; "
-                        f"{duration(claim.duration_s)}"
-                        + (f"; member runs: {members}" if members else "") + "; rules ",
-                        Code(claim.rules_hash), " (each rule in full in result.json).")))
-    return Details("More: other metrics, table, run", tuple(blocks))
+    members = ", ".join(f"{name} ×{len(keys)}" for name, keys in claim.runs.items())
+    blocks.append(Para((Strong("Run."), f" {claim.profile}, {len(claim.seeds)} seed"
+                        f"{'s' * (len(claim.seeds) != 1)}, {claim.steps:,} steps, "
+                        f"{claim.device}, {duration(claim.duration_s)}"
+                        + (f"; runs {members}" if members else "") + "; rules ",
+                        Code(claim.rules_hash), ".")))
+    return Details("More", tuple(blocks))
 
 
 def section(claim: ClaimResult) -> Section:

@@ -17,7 +17,9 @@ def report(results: ResultSet, date: str | None,
     blocks += review or []
     blocks += [Heading(2, "Summary", "summary"),
                Para(("Each claim's declared headline metric beside the source value it is "
-                     "compared with; the verdict follows from the claim's declared checks.",))]
+                     "compared with. A verdict follows from the claim's declared checks: "
+                     "reproduced when all pass; partly reproduced when those marked (partly) "
+                     "pass; not evaluated when the run was shorter than the claim needs.",))]
     blocks += summary.summary(results)
     family = None
     for result in results.claims:

@@ -4,9 +4,12 @@ PNG is copied to figures/ beside it).
 
 Why these sizes: a 67-claim page must stay under 6 MB with its text. At 800 px wide and 256
 colours (no dithering: plots are flat colours and anti-aliased lines) the 55 full-profile v1
-figures (1320 x 495) average 27 KB (max 52 KB), 36 KB as base64, against 86 KB as drawn; a
-160 px, 64-colour thumbnail averages 4 KB. Pillow comes with matplotlib, which draws the
-figures; its output depends on the input bytes and these settings only.
+figures (1320 x 495) average 27 KB (max 52 KB), 36 KB as base64, against 86 KB as drawn; the
+pilot claims' schema-2 figures (700 x 450) take 9-13 KB. A review copy is at most REVIEW_BYTES:
+a busier figure steps down in colours, then in width, until it fits, so 67 figures with their
+thumbnails (160 px, 64 colours, about 4 KB) take at most 67 x 54 KB x 4/3 (base64) = 4.8 MB.
+Pillow comes with matplotlib, which draws the figures; its output depends on the input bytes
+and these settings only.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-REVIEW_SIZE = (800, 700)  # at most this wide and high; smaller figures keep their size
-REVIEW_COLOURS = 256
+# (width, height, colours) tried in turn until the copy is at most REVIEW_BYTES
+REVIEW_STEPS = ((800, 700, 256), (800, 700, 128), (640, 560, 128), (640, 560, 64),
+                (480, 420, 64))
+REVIEW_BYTES = 48_000
 THUMB_SIZE = (160, 100)
 THUMB_COLOURS = 64
 
@@ -52,5 +57,8 @@ def embedded(data: bytes) -> Embedded:
             flat.paste(rgba, mask=rgba.getchannel("A"))
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise FigureError(f"not a readable image ({err})") from None
-    return Embedded(_encode(flat, REVIEW_SIZE, REVIEW_COLOURS),
-                    _encode(flat, THUMB_SIZE, THUMB_COLOURS))
+    for width, height, colours in REVIEW_STEPS:
+        review = _encode(flat, (width, height), colours)
+        if len(review) <= REVIEW_BYTES:
+            break
+    return Embedded(review, _encode(flat, THUMB_SIZE, THUMB_COLOURS))

@@ -24,7 +24,8 @@ from reports.blocks import (
 from reports.results import ANSWERED, JUDGED, ClaimResult, ResultSet
 from reports.text import citation, duration, given, measured, one_line, setting
 
-STATEMENT_CHARS = 90  # one-line statements in the summary table
+STATEMENT_CHARS = 80  # one-line statements in the summary table
+DOCS = {"L": "the lecture transcript", "N": "the notebook on the bias term"}
 
 
 def agreed(values: list[str]) -> str:
@@ -68,6 +69,8 @@ def header(results: ResultSet, date: str | None) -> list[Block]:
         ("Device", each(lambda c: c.device)),
         ("Profile", each(lambda c: f"{c.profile} ({settings_text(c)})")),
         ("Seeds", each(lambda c: seed_text(c.seeds))),
+        ("Sources", "; ".join(sorted({f"{c.source.doc} = {DOCS.get(c.source.doc, c.source.doc)} "
+                                      f"({c.source.file})" for c in claims}))),
         ("Data sha256", each(lambda c: c.data_sha256)),
         ("Date", date or "not recorded in the results (pass --date to state one)"),
         ("Run time", time_text),
@@ -82,7 +85,7 @@ SUMMARY_HEADER = ("ID", "claim", "source", "headline metric", "source value",
 
 
 def meta(claim: ClaimResult) -> RowMeta:
-    figure = Figure(claim.figure_path, f"{claim.id}.png", f"Figure of {claim.id}") \
+    figure = Figure(claim.figure_path, f"{claim.id}.png", claim.id) \
         if claim.figure_path.is_file() else None
     return RowMeta(slug(claim.id), claim.verdict, claim.family, claim.borderline, figure)
 
