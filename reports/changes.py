@@ -26,8 +26,9 @@ def review(rows: list[Row], baseline: str) -> list[Block]:
     blocks: list[Block] = [
         Heading(2, "Changes against the baseline", "changes-against-the-baseline"),
         Para(("Compared with ", Code(baseline), " by the code of ", Code("python -m reports "
-              "compare"), f": {len(listed)} change(s) listed below. Other regressions of "
-              f"metrics: {tally}.")),
+              "compare"), ": " + (f"{len(listed)} change(s) listed below" if listed else
+                                  "no verdict, borderline or rule change, no claim came or went")
+              + f". Other regressions of metrics: {tally}.")),
     ]
     if listed:
         blocks.append(Table(("claim", "change", "baseline", "new", "what changed"),

@@ -43,7 +43,7 @@ summary { cursor: pointer; color: #2f6fa3; }
 # Sorts a table.sortable by the clicked column; a cell's data-key (a number) wins over its text.
 # Filters: a claim (its summary row and its section share data-claim) is shown when its verdict
 # is ticked, its family chosen (or all), it is borderline if only those are asked for, and its
-# text holds every word of the search.
+# text holds every word of the search. A family heading with none of its claims shown hides.
 SCRIPT = """
 document.querySelectorAll("table.sortable th").forEach(function (th) {
   th.addEventListener("click", function () {
@@ -89,6 +89,13 @@ document.querySelectorAll("table.sortable th").forEach(function (th) {
       if (el.tagName === "TR") { total += 1; if (ok) visible += 1; }
     });
     shown.textContent = visible + " of " + total + " claims shown";
+    document.querySelectorAll("h2").forEach(function (h) {  // a family with none shown
+      var el = h.nextElementSibling, seen = false, any = false;
+      for (; el && el.tagName !== "H2"; el = el.nextElementSibling) {
+        if (el.tagName === "SECTION") { seen = true; any = any || !el.hidden; }
+      }
+      if (seen) h.hidden = !any;
+    });
   }
   boxes.concat([family, border, search]).forEach(function (c) {
     c.addEventListener("input", apply);

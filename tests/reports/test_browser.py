@@ -92,6 +92,10 @@ def test_family_borderline_and_search(page: Any) -> None:
                          ("tanh", {"tanhsaturation"}), ("bias", {"biaslinear", "biastodo"})):
         family.select_by_value(name)
         assert shown(page) == claims, name
+        headings = page.execute_script(
+            "return Array.from(document.querySelectorAll('h2[id^=family-]'))"
+            ".filter(h => !h.hidden).map(h => h.id)")
+        assert headings == [f"family-{name}"]
     family.select_by_value("")
     page.find_element("id", "borderline").click()
     assert shown(page) == {"tanhsaturation"}

@@ -225,6 +225,9 @@ def test_baseline_review_lists_verdict_and_rule_changes(results: Path, tmp_path:
     assert 'id="changes-against-the-baseline"' in page
     md, _ = built(new, tmp_path / "plain")
     assert "Changes against the baseline" not in md
+    md, _ = built(new, tmp_path / "same", baseline=new)
+    assert "no verdict, borderline or rule change, no claim came or went. Other regressions " \
+           "of metrics: none." in md
 
 
 def test_cli_build_and_bad_arguments(results: Path, tmp_path: Path,
