@@ -46,31 +46,37 @@ Tensor = torch.Tensor
 
 
 @functools.cache
-def _one_pass(device: str, threads: int, m: int, k: int, n: int, transposed: bool) -> bool:
-    """Whether w.baddbmm_(a, b, alpha=s) equals w + s * (a @ b) bitwise for (m, k) @ (k, n)
-    products, `a` given as the transpose of a contiguous (k, m) matrix or contiguous itself: true
-    where the BLAS sums the k products of each entry in one pass. MKL on AVX-512 does so up to
-    k = 384; beyond, it adds partial sums, which the fused update would round one by one. A
-    different order shows on random operands, so one probe per shape decides."""
+def _one_pass(device: str, threads: int, members: int, m: int, k: int, n: int,
+              transposed: bool) -> bool:
+    """Whether w.baddbmm_(a, b, alpha=s) equals w + s * (a @ b) bitwise for `members` (m, k) @
+    (k, n) products, `a` the transpose of a contiguous (k, m) matrix or contiguous itself: true
+    where the BLAS sums the k products of each entry in one pass and rounds s * sum before
+    adding w. MKL does so for k <= 384 in batches, but splits longer sums, and a single
+    matrix-vector product (one member, n = 1) fuses s * sum + w into one rounding. The probe
+    makes w cancel s * (a @ b) to 1e-3, so that either shows in nearly every entry."""
     g = torch.Generator().manual_seed(0)
-    a = torch.randn(2, k, m, generator=g) if transposed else torch.randn(2, m, k, generator=g)
+    a = torch.randn(members, *((k, m) if transposed else (m, k)), generator=g)
     a = (a.transpose(1, 2) if transposed else a).to(device)
-    b = torch.randn(2, k, n, generator=g).to(device)
-    w = torch.randn(2, m, n, generator=g).to(device)
-    return torch.equal(w.clone().baddbmm_(a, b, alpha=-0.1), w + (-0.1 * torch.bmm(a, b)))
+    b = torch.randn(members, k, n, generator=g).to(device)
+    product = torch.bmm(a, b)
+    w = (0.1 * product) * (1 + 1e-3 * torch.randn(members, m, n, generator=g).to(device))
+    return torch.equal(w.clone().baddbmm_(a, b, alpha=-0.1), w + (-0.1 * product))
 
 
 @functools.cache
-def _onehot_sums_in_order(device: str, threads: int, rows: int, k: int, dim: int) -> bool:
+def _onehot_sums_in_order(device: str, threads: int, members: int, rows: int, k: int,
+                          dim: int) -> bool:
     """Whether a one-hot (rows, k) @ (k, dim) matmul equals embedding_dense_backward, which
-    adds each row's contributions in index order (same probe argument as _one_pass)."""
+    adds each row's contributions in index order (the probe argument of _one_pass). The probe's
+    indices hit two rows only and its terms span 2**-20..2**20, so any other order shows."""
     g = torch.Generator().manual_seed(0)
-    index = torch.randint(0, rows, (2, k), generator=g).to(device)
-    grad = torch.randn(2, k, dim, generator=g).to(device)
-    onehot = torch.zeros(2, rows, k, device=device).scatter_(1, index.unsqueeze(1), 1.0)
-    offsets = torch.arange(2, device=device).unsqueeze(1) * rows
-    dense = aten.embedding_dense_backward(grad, index + offsets, 2 * rows, -1, False)
-    return torch.equal(torch.bmm(onehot, grad), dense.view(2, rows, dim))
+    index = torch.randint(0, min(rows, 2), (members, k), generator=g).to(device)
+    scale = 2.0 ** torch.randint(-20, 21, (members, k, dim), generator=g)
+    grad = (torch.randn(members, k, dim, generator=g) * scale).to(device)
+    onehot = torch.zeros(members, rows, k, device=device).scatter_(1, index.unsqueeze(1), 1.0)
+    offsets = torch.arange(members, device=device).unsqueeze(1) * rows
+    dense = aten.embedding_dense_backward(grad, index + offsets, members * rows, -1, False)
+    return torch.equal(torch.bmm(onehot, grad), dense.view(members, rows, dim))
 
 
 class Update:
@@ -122,14 +128,14 @@ class _Embedding(_Layer):
         self.rows = torch.empty(members, batch, block, dtype=torch.long, device=device)
         self.out = torch.empty(members, batch, block * dim, device=device)
         self.local = self.rows  # set by forward
-        threads = torch.get_num_threads()
+        probe = (device.type, torch.get_num_threads(), members)
         k = batch * block
         self.onehot: Tensor | None = None
-        if _onehot_sums_in_order(device.type, threads, rows, k, dim):
+        if _onehot_sums_in_order(*probe, rows, k, dim):
             self.onehot = torch.zeros(members, rows, k, device=device)
         self.weight = weight
-        self.fused = update.fused and self.onehot is not None and _one_pass(
-            device.type, threads, rows, k, dim, False)
+        self.fused = (update.fused and self.onehot is not None
+                      and _one_pass(*probe, rows, k, dim, False))
         self.grad = None if self.fused else update.gradient(weight)
         self.update = update
 
@@ -177,7 +183,7 @@ class _Linear(_Layer):
         self.dx = torch.empty(x_shape, device=device)
         self.x = self.dx  # set by forward
         self.fused = update.fused and _one_pass(
-            device.type, torch.get_num_threads(), fan_in, batch, fan_out, True)
+            device.type, torch.get_num_threads(), members, fan_in, batch, fan_out, True)
         self.weight_grad = None if self.fused else update.gradient(self.weight)
         self.bias_grad = None if self.bias is None else update.gradient(self.bias)
         self.update = update
