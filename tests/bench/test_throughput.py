@@ -1,10 +1,12 @@
-"""Throughput of the lecture's MLP (kaiming config) in seed-steps per second: the notebook's plain
-single-run loop beside the ensemble engine at E = 1, 16 and 64 members, in one pytest run.
+"""Throughput in seed-steps per second, in one pytest run: the notebook's plain single-run loop,
+the engine (makemore.train, on its fast step) at E = 1, 16, 64 and 256 members for the lecture's
+MLP (kaiming config) and for the deep BatchNorm network, and the sgemm rate that sets the limit
+(makemore.throughput).
 
-Run with `pytest tests/bench --benchmark-only`. Nothing here asserts a time: the figures are
-recorded in each benchmark's extra_info and summarised in a ratio table at the end of the run
-(tests/bench/conftest.py). A seed-step is one SGD step of one seed (one member), so E members
-doing S steps are E * S seed-steps.
+Run with `pytest -m bench tests/bench --benchmark-only` (tox -e bench). Nothing here asserts a
+time: each benchmark records its figures in extra_info, the end of the run prints them as a
+table (conftest.py), and `python -m tests.bench.readme_table` writes the README's table from
+the saved JSON. A seed-step is one SGD step of one member: E members doing S steps are E * S.
 """
 
 from __future__ import annotations
@@ -13,19 +15,25 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from makemore.models import NOTEBOOK_SEED, mlp
+from makemore.models import NOTEBOOK_SEED, deep, mlp
 from makemore.modules import Streams
+from makemore.throughput import Rate, matmul_flops, sgemm_flops_per_second
 from makemore.train import TrainConfig, train
 
 pytestmark = pytest.mark.bench
 
-STEPS = 300  # per round: long enough to dwarf per-call overhead, short enough for 5 rounds
+STEPS = 200  # per round: long enough to dwarf per-call overhead, short enough for 5 rounds
 ROUNDS = 5
-MEMBERS = (1, 16, 64)
+MEMBERS = (1, 16, 64, 256)
+NETWORKS = {
+    "MLP": lambda streams: mlp(streams, "kaiming"),
+    "deep BN": lambda streams: deep(streams, batchnorm="before", batchnorm_last=True, gain=1.0),
+}
+FLOPS = {name: matmul_flops(build(Streams([0])), 32) for name, build in NETWORKS.items()}
 
-# runner name -> seed-steps per second (mean round), filled in as the benchmarks run and read
-# by the terminal summary in conftest.py
-RESULTS: dict[str, float] = {}
+# filled in as the benchmarks run, read by the terminal summary in conftest.py
+RESULTS: list[Rate] = []
+SGEMM: list[float] = []
 
 
 def notebook_parameters(seed: int) -> list[torch.Tensor]:
@@ -62,10 +70,19 @@ def notebook_loop(C, W1, b1, W2, b2, g, Xtr, Ytr, steps):
             p.data += -lr * p.grad
 
 
-def record(benchmark, name: str, members: int) -> None:
-    rate = members * STEPS / benchmark.stats.stats.mean
-    benchmark.extra_info.update({"members": members, "steps": STEPS, "seed_steps_per_s": rate})
-    RESULTS[name] = rate
+def record(benchmark, runner: str, network: str, members: int) -> None:
+    rate = members * STEPS / benchmark.stats.stats.min
+    RESULTS.append(Rate(runner, network, rate, FLOPS[network]))
+    benchmark.extra_info.update({"runner": runner, "network": network, "members": members,
+                                 "steps": STEPS, "seed_steps_per_s": rate,
+                                 "flops_per_seed_step": FLOPS[network]})
+
+
+def test_sgemm(benchmark):
+    """The limit's numerator: float32 1024 x 1024 matmuls, in this process."""
+    rate = benchmark.pedantic(sgemm_flops_per_second, args=(torch.device("cpu"),), rounds=1)
+    SGEMM.append(rate)
+    benchmark.extra_info.update({"runner": "sgemm", "flops_per_s": rate})
 
 
 def test_notebook_loop(benchmark, splits):
@@ -75,16 +92,17 @@ def test_notebook_loop(benchmark, splits):
         return (*notebook_parameters(NOTEBOOK_SEED), Xtr, Ytr, STEPS), {}
 
     benchmark.pedantic(notebook_loop, setup=setup, rounds=ROUNDS, warmup_rounds=1)
-    record(benchmark, "notebook loop", 1)
+    record(benchmark, "notebook loop", "MLP", 1)
 
 
 @pytest.mark.parametrize("members", MEMBERS)
-def test_engine(benchmark, splits, members):
+@pytest.mark.parametrize("network", list(NETWORKS))
+def test_engine(benchmark, splits, network, members):
     config = TrainConfig(steps=STEPS, decay_step=None)
 
     def setup():
         streams = Streams([NOTEBOOK_SEED + i for i in range(members)])
-        return (mlp(streams, "kaiming"), splits.train, config, streams), {}
+        return (NETWORKS[network](streams), splits.train, config, streams), {}
 
     benchmark.pedantic(train, setup=setup, rounds=ROUNDS, warmup_rounds=1)
-    record(benchmark, f"engine E={members}", members)
+    record(benchmark, f"engine, {network}, E = {members}", network, members)
