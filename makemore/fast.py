@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -40,6 +41,9 @@ from makemore.modules import (
     Tanh,
     per_member,
 )
+
+if TYPE_CHECKING:
+    from makemore.train import _Adam
 
 aten = torch.ops.aten
 Tensor = torch.Tensor
@@ -468,9 +472,16 @@ class FastStep:
 
     @torch.no_grad()
     def __call__(self, data: tuple[Tensor, Tensor], ix: Tensor, lr: float | Tensor,
-                 losses: Tensor, adam: object | None = None) -> None:
+                 losses: Tensor, adam: _Adam | None = None) -> None:
         """Train one step on rows `ix` (members, batch) of `data`, writing the members' losses
-        into `losses`. `lr` is a float or per-member (E,) tensor; `adam` a train._Adam."""
+        into `losses`. `lr` is a float or a per-member (E,) tensor."""
+        self.run(data, ix, lr, losses, sgd=adam is None)
+        if adam is not None:
+            self.adam_step(adam, lr)
+
+    def run(self, data: tuple[Tensor, Tensor], ix: Tensor, lr: float | Tensor, losses: Tensor,
+            sgd: bool) -> None:
+        """Forward, backward and (with `sgd`) the SGD update: what a CUDA graph can hold."""
         x_all, y_all = data
         rows = ix.reshape(-1)
         torch.index_select(x_all, 0, rows, out=self.x.view(rows.shape[0], -1))
@@ -486,19 +497,20 @@ class FastStep:
             d = layer.backward(d)
         assert d is not None
         self.embedding.backward(d)
-        if adam is not None:
-            for p, g in self.update.pairs:
-                p.grad = g
-            adam.step(self.model.parameters(), lr)  # type: ignore[attr-defined]
-        elif self.params:
+        if sgd and self.params:
             members = losses.shape[0]
             if isinstance(lr, Tensor):
-                scales: list[Tensor] | float = [
-                    -per_member(lr, members, p.dim()) for p in self.params]  # type: ignore[misc]
-                torch._foreach_mul_(self.grads, scales)
+                scales = [-per_member(lr, members, p.dim()) for p in self.params]
+                torch._foreach_mul_(self.grads, scales)  # type: ignore[arg-type]
             else:
                 torch._foreach_mul_(self.grads, -lr)
             torch._foreach_add_(self.params, self.grads)
+
+    def adam_step(self, adam: _Adam, lr: float | Tensor) -> None:
+        """train._Adam on the gradients of the last `run`."""
+        for p, g in self.update.pairs:
+            p.grad = g
+        adam.step(self.model.parameters(), lr)
 
     def finish(self) -> None:
         """Leave the model as a forward would: each layer's last output in `.out`; no grads."""
@@ -513,7 +525,8 @@ class FastStep:
 def plan(model: Module, members: int, batch: int, block: int, optimizer: str,
          scalar_lr: bool) -> FastStep | None:
     """A FastStep for `model` (E members, batches of `batch` contexts of `block` characters),
-    or None when some layer has no fast kernels: the caller then trains with autograd."""
+    or None when some layer has no fast kernels: the caller then trains with autograd. On CUDA
+    the step is replayed from a CUDA graph (makemore.cudagraph)."""
     if not isinstance(model, Sequential) or len(model.layers) < 3:
         return None
     embedding, flatten, *rest = model.layers
@@ -529,5 +542,10 @@ def plan(model: Module, members: int, batch: int, block: int, optimizer: str,
     if planned is None:
         return None
     layers, (_, _, vocab) = planned
-    return FastStep(model, first, layers, _CrossEntropy(members, batch, vocab, device), update,
+    step = FastStep(model, first, layers, _CrossEntropy(members, batch, vocab, device), update,
                     block)
+    if device.type == "cuda":
+        from makemore.cudagraph import GraphedStep
+
+        return GraphedStep(step)
+    return step
