@@ -13,6 +13,7 @@ CPU (small settings make it a quick check of this script).
 from __future__ import annotations
 
 import argparse
+import functools
 import subprocess
 import sys
 import tempfile
@@ -66,8 +67,8 @@ def rates(device: torch.device, members: list[int], steps: int) -> list[Rate]:
         for count in members:
             streams = Streams([NOTEBOOK_SEED + i for i in range(count)])
             model = build(streams).to(device)
-            seconds = best_seconds(lambda m=model, s=streams: train(m, data, config, s), device,
-                                   rounds=3)
+            seconds = best_seconds(functools.partial(train, model, data, config, streams),
+                                   device, rounds=3)
             measured.append(Rate(f"engine, {name}, E = {count:,}", name, count * steps / seconds,
                                  flops))
             print(f"  {name}, E = {count:,}: {count * steps / seconds:,.0f} seed-steps/s",
