@@ -21,15 +21,18 @@ import tempfile
 import torch
 
 from makemore.data import load_splits
-from makemore.models import NOTEBOOK_SEED, deep, mlp
+from makemore.models import NOTEBOOK_SEED
 from makemore.modules import Streams
-from makemore.throughput import Rate, best_seconds, matmul_flops, sgemm_flops_per_second, table
+from makemore.throughput import (
+    NETWORKS,
+    Rate,
+    best_seconds,
+    matmul_flops,
+    sgemm_flops_per_second,
+    table,
+)
 from makemore.train import TrainConfig, train
 
-NETWORKS = {
-    "MLP": lambda streams: mlp(streams, "kaiming"),
-    "deep BN": lambda streams: deep(streams, batchnorm="before", batchnorm_last=True, gain=1.0),
-}
 BATCH = 32
 
 

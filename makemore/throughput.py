@@ -15,7 +15,15 @@ from dataclasses import dataclass
 
 import torch
 
-from makemore.modules import Linear, Module
+from makemore.models import deep, mlp
+from makemore.modules import Linear, Module, Sequential, Streams
+
+# the networks of the throughput tables: the lecture's MLP (kaiming config) and its deep
+# network with BatchNorm before every tanh and after the output layer
+NETWORKS: dict[str, Callable[[Streams], Sequential]] = {
+    "MLP": lambda streams: mlp(streams, "kaiming"),
+    "deep BN": lambda streams: deep(streams, batchnorm="before", batchnorm_last=True, gain=1.0),
+}
 
 
 def matmul_flops(model: Module, batch: int) -> int:

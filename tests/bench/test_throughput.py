@@ -15,9 +15,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from makemore.models import NOTEBOOK_SEED, deep, mlp
+from makemore.models import NOTEBOOK_SEED
 from makemore.modules import Streams
-from makemore.throughput import Rate, matmul_flops, sgemm_flops_per_second
+from makemore.throughput import NETWORKS, Rate, matmul_flops, sgemm_flops_per_second
 from makemore.train import TrainConfig, train
 
 pytestmark = pytest.mark.bench
@@ -25,10 +25,6 @@ pytestmark = pytest.mark.bench
 STEPS = 200  # per round: long enough to dwarf per-call overhead, short enough for 5 rounds
 ROUNDS = 5
 MEMBERS = (1, 16, 64, 256)
-NETWORKS = {
-    "MLP": lambda streams: mlp(streams, "kaiming"),
-    "deep BN": lambda streams: deep(streams, batchnorm="before", batchnorm_last=True, gain=1.0),
-}
 FLOPS = {name: matmul_flops(build(Streams([0])), 32) for name, build in NETWORKS.items()}
 
 # filled in as the benchmarks run, read by the terminal summary in conftest.py
