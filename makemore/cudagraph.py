@@ -11,6 +11,7 @@ Adam the graph holds forward and backward and train._Adam runs after it.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import torch
@@ -33,7 +34,8 @@ class GraphedStep(FastStep):
         self.static_ix = torch.empty(members, batch, dtype=torch.long, device=device)
         self.static_lr = torch.empty(members, device=device)
         self.static_losses = torch.empty(members, device=device)
-        self.graphs: dict[tuple[float | None, bool], torch.cuda.CUDAGraph] = {}
+        # one graph per (scalar lr or None, SGD in the graph); None: capture failed, run eagerly
+        self.graphs: dict[tuple[float | None, bool], torch.cuda.CUDAGraph | None] = {}
 
     @torch.no_grad()
     def __call__(self, data: tuple[Tensor, Tensor], ix: Tensor, lr: float | Tensor,
@@ -42,16 +44,20 @@ class GraphedStep(FastStep):
         key = (None if isinstance(lr, Tensor) else float(lr), adam is None)
         if isinstance(lr, Tensor):
             self.static_lr.copy_(lr)
-        graph = self.graphs.get(key)
+        if key not in self.graphs:
+            self.graphs[key] = self._capture(data, key)
+        graph = self.graphs[key]
         if graph is None:
-            graph = self.graphs[key] = self._capture(data, key)
-        graph.replay()
+            self.run(data, self.static_ix, self.static_lr if key[0] is None else key[0],
+                     self.static_losses, key[1])
+        else:
+            graph.replay()
         losses.copy_(self.static_losses)
         if adam is not None:
             self.adam_step(adam, lr)
 
     def _capture(self, data: tuple[Tensor, Tensor],
-                 key: tuple[float | None, bool]) -> torch.cuda.CUDAGraph:
+                 key: tuple[float | None, bool]) -> torch.cuda.CUDAGraph | None:
         """Warm up on a side stream (as CUDA graphs require), undo the warm-up's training,
         then capture."""
         scalar, sgd = key
@@ -67,6 +73,11 @@ class GraphedStep(FastStep):
         for tensor, value in zip(state, saved, strict=True):
             tensor.detach().copy_(value)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self.run(data, self.static_ix, lr, self.static_losses, sgd)
+        try:
+            with torch.cuda.graph(graph):
+                self.run(data, self.static_ix, lr, self.static_losses, sgd)
+        except RuntimeError as error:  # a kernel that cannot be captured: run eagerly
+            warnings.warn(f"CUDA graph capture failed, the step runs uncaptured: {error}",
+                          stacklevel=2)
+            return None
         return graph

@@ -135,7 +135,8 @@ class _Embedding(_Layer):
         probe = (device.type, torch.get_num_threads(), members)
         k = batch * block
         self.onehot: Tensor | None = None
-        if _onehot_sums_in_order(*probe, rows, k, dim):
+        # on CUDA always: deterministic, and the dense backward's sort can stall a CUDA graph
+        if device.type == "cuda" or _onehot_sums_in_order(*probe, rows, k, dim):
             self.onehot = torch.zeros(members, rows, k, device=device)
         self.weight = weight
         self.fused = (update.fused and self.onehot is not None
