@@ -83,6 +83,19 @@ def _onehot_sums_in_order(device: str, threads: int, members: int, rows: int, k:
     return torch.equal(torch.bmm(onehot, grad), dense.view(members, rows, dim))
 
 
+def _number(value: float | Tensor) -> Tensor:
+    """A Python number as a 0-dim float32 CPU tensor, which an op uses as the same float32
+    scalar (on CUDA too) without converting a float64 one on every call; a tensor is kept."""
+    if isinstance(value, Tensor):
+        return value
+    return torch.tensor(float(value), dtype=torch.float32)
+
+
+def _mean(x: Tensor, count: Tensor, out: Tensor) -> Tensor:
+    """x.mean(1, keepdim=True) as ATen computes it on the CPU: the sum, divided by the count."""
+    return torch.sum(x, 1, keepdim=True, out=out).div_(count)
+
+
 class Update:
     """How parameters change after a backward: `lr` for fused SGD (None: gradients only), and
     the (parameter, gradient buffer) pairs that the optimiser updates afterwards."""
@@ -192,22 +205,25 @@ class _Linear(_Layer):
         self.weight_grad = None if self.fused else update.gradient(self.weight)
         self.bias_grad = None if self.bias is None else update.gradient(self.bias)
         self.update = update
+        self.weight_t = self.weight.transpose(1, 2)
+        self.bias_row = None if self.bias is None else self.bias.unsqueeze(1)
 
     def forward(self, x: Tensor) -> Tensor:
         self.x = x
-        if self.bias is None:
+        if self.bias_row is None:
             torch.bmm(x, self.weight, out=self.out)
         else:
-            torch.baddbmm(self.bias.unsqueeze(1), x, self.weight, out=self.out)
+            torch.baddbmm(self.bias_row, x, self.weight, out=self.out)
         return self.out
 
     def backward(self, dy: Tensor) -> Tensor:
-        torch.bmm(dy, self.weight.transpose(1, 2), out=self.dx)
+        torch.bmm(dy, self.weight_t, out=self.dx)
+        x_t = self.x.transpose(1, 2)
         if self.fused:
             assert self.update.lr is not None
-            self.weight.baddbmm_(self.x.transpose(1, 2), dy, alpha=-self.update.lr)
+            self.weight.baddbmm_(x_t, dy, alpha=-self.update.lr)
         else:
-            torch.bmm(self.x.transpose(1, 2), dy, out=self.weight_grad)
+            torch.bmm(x_t, dy, out=self.weight_grad)
         if self.bias_grad is not None:
             torch.sum(dy, 1, out=self.bias_grad)
         return self.dx
@@ -276,7 +292,9 @@ class _BatchNorm(_Layer):
     """BatchNorm1d in training mode, computed as the module computes it (the batch variance
     shifted by the first example, see modules.batch_variance). The backward is autograd's chain
     through those operations, step for step; the input's gradient adds its four contributions
-    in the order the engine does: shifted-variance path, first-row slice, centring, mean."""
+    in the order the engine does: shifted-variance path, first-row slice, centring, mean.
+    Where autograd negates a sum and then divides or adds it, this divides by the negated
+    divisor or subtracts: rounding is symmetric in sign, so the bits are the same."""
 
     def __init__(self, norm: BatchNorm1d, x_shape: tuple[int, int, int], update: Update):
         self.module = norm
@@ -289,80 +307,84 @@ class _BatchNorm(_Layer):
         def column() -> Tensor:
             return torch.empty(members, 1, width, device=device)
 
-        self.batch = batch
+        self.batch, self.minus_batch = _number(batch), _number(-batch)
+        self.batch_less_one = _number(batch - 1)
+        self.eps, self.minus_two = _number(norm.eps), _number(-2)
         self.centred, self.dev, self.xhat, self.work, self.dx = (full() for _ in range(5))
         self.mean, self.smean, self.squares, self.unbiased, self.sd = (column() for _ in range(5))
         self.biased, self.c1, self.c2 = column(), column(), column()
         self.dcent, self.dxhat = full(), full()
         self.out = full() if norm.affine else self.xhat
         self.var = self.unbiased if norm.convention == "lecture" else self.biased
-        self.divisor = batch - 1 if norm.convention == "lecture" else batch
+        self.divisor = self.batch_less_one if norm.convention == "lecture" else self.batch
         # the module replaces its running statistics every step; here they change in place, in
         # tensors of this run, so that no earlier reference to them sees the updates
         norm.running_mean = norm.running_mean.clone()
         norm.running_var = norm.running_var.clone()
         self.stat, self.blend = (torch.empty(members, width, device=device) for _ in range(2))
-        self.keep = 1 - norm.momentum
+        self.momentum, self.keep = _number(norm.momentum), _number(1 - norm.momentum)
         self.grads = None
         if norm.affine:
             self.grads = (update.gradient(norm.gamma), update.gradient(norm.beta))
+            self.gamma, self.beta = norm.gamma.unsqueeze(1), norm.beta.unsqueeze(1)
+        batch_stat = self.unbiased.squeeze(1)
+        if norm.track == "std":
+            batch_stat = self.stat
+        self.blends = ((norm.running_mean, self.mean.squeeze(1)), (norm.running_var, batch_stat))
+        self.first_rows = self.work[:, :1], self.dcent[:, :1], self.dx[:, :1]
 
     def forward(self, x: Tensor) -> Tensor:
         norm = self.module
         assert isinstance(norm, BatchNorm1d)
-        torch.mean(x, 1, keepdim=True, out=self.mean)
+        _mean(x, self.batch, self.mean)
         torch.sub(x, self.mean, out=self.centred)
         torch.sub(x, x[:, :1], out=self.work)  # batch_variance: shifted by the first example
-        torch.mean(self.work, 1, keepdim=True, out=self.smean)
+        _mean(self.work, self.batch, self.smean)
         torch.sub(self.work, self.smean, out=self.dev)
         torch.mul(self.dev, self.dev, out=self.work)
         torch.sum(self.work, 1, keepdim=True, out=self.squares)
-        torch.div(self.squares, self.batch - 1, out=self.unbiased)
+        torch.div(self.squares, self.batch_less_one, out=self.unbiased)
         if norm.convention == "torch":
             torch.div(self.squares, self.batch, out=self.biased)
-        torch.add(self.var, norm.eps, out=self.sd)
+        torch.add(self.var, self.eps, out=self.sd)
         torch.sqrt(self.sd, out=self.sd)
         torch.div(self.centred, self.sd, out=self.xhat)
         if norm.affine:
-            torch.mul(norm.gamma.unsqueeze(1), self.xhat, out=self.out)
-            self.out.add_(norm.beta.unsqueeze(1))
+            torch.mul(self.gamma, self.xhat, out=self.out)
+            self.out.add_(self.beta)
         # running statistics: (1 - m) * running + m * batch statistic
-        batch_stat = self.unbiased.squeeze(1)
         if norm.track == "std":
-            batch_stat = torch.sqrt(batch_stat, out=self.stat)
-        m = norm.momentum
-        for running, value in ((norm.running_mean, self.mean.squeeze(1)),
-                               (norm.running_var, batch_stat)):
+            torch.sqrt(self.unbiased.squeeze(1), out=self.stat)
+        for running, value in self.blends:
             running.mul_(self.keep)
-            running.add_(torch.mul(value, m, out=self.blend))
+            running.add_(torch.mul(value, self.momentum, out=self.blend))
         return self.out
 
     def backward(self, dy: Tensor) -> Tensor:
-        norm = self.module
-        assert isinstance(norm, BatchNorm1d)
         dxhat = dy
         if self.grads is not None:
             gamma_grad, beta_grad = self.grads
             torch.sum(dy, 1, out=beta_grad)
             torch.sum(torch.mul(dy, self.xhat, out=self.work), 1, out=gamma_grad)
-            dxhat = torch.mul(dy, norm.gamma.unsqueeze(1), out=self.dxhat)
+            dxhat = torch.mul(dy, self.gamma, out=self.dxhat)
         torch.div(dxhat, self.sd, out=self.dcent)
         # d sd = sum(-dxhat * ((centred / sd) / sd)); centred / sd is xhat
         torch.div(self.xhat, self.sd, out=self.work)
         torch.mul(dxhat, self.work, out=self.work)
-        torch.sum(self.work, 1, keepdim=True, out=self.c1).neg_()
-        torch.div(self.c1, torch.mul(self.sd, 2, out=self.c2), out=self.c1)  # sqrt backward
+        torch.sum(self.work, 1, keepdim=True, out=self.c1)
+        # of sqrt: d sd / (2 sd), with the sum's sign
+        torch.div(self.c1, torch.mul(self.sd, self.minus_two, out=self.c2), out=self.c1)
         torch.div(self.c1, self.divisor, out=self.c1)  # d squares
         torch.mul(self.dev, self.c1, out=self.work)  # dev * dev: the same term twice
         self.work.add_(self.work)  # d dev
-        torch.sum(self.work, 1, keepdim=True, out=self.c2).neg_().div_(self.batch)
+        torch.sum(self.work, 1, keepdim=True, out=self.c2).div_(self.minus_batch)
         self.work.add_(self.c2)  # d shifted
-        torch.sum(self.work, 1, keepdim=True, out=self.c1).neg_()  # d first example
+        torch.sum(self.work, 1, keepdim=True, out=self.c1)  # minus d first example
         torch.add(self.work, self.dcent, out=self.dx)
-        first = self.dx[:, :1]
-        torch.add(self.work[:, :1], self.c1, out=self.c1)
-        torch.add(self.c1, self.dcent[:, :1], out=first)
-        torch.sum(self.dcent, 1, keepdim=True, out=self.c2).neg_().div_(self.batch)
+        work_first, dcent_first, dx_first = self.first_rows
+        torch.sub(work_first, self.c1, out=self.c1)
+        torch.add(self.c1, dcent_first, out=dx_first)
+        torch.sum(self.dcent, 1, keepdim=True, out=self.c2).div_(self.minus_batch)
         self.dx.add_(self.c2)  # d mean
         return self.dx
 
@@ -410,13 +432,14 @@ class _CrossEntropy:
         self.nll = torch.empty(rows, device=device)
         self.total = torch.empty((), device=device)
         self.seed = torch.ones(members, batch, device=device).view(-1) / batch
+        self.batch = _number(batch)
 
     def forward(self, logits: Tensor, targets: Tensor, losses: Tensor) -> None:
         members, batch, vocab = self.shape
         aten._log_softmax.out(logits.view(-1, vocab), 1, False, out=self.logp)
         aten.nll_loss_forward.output(self.logp, targets, None, 0, -100, output=self.nll,
                                      total_weight=self.total)
-        torch.mean(self.nll.view(members, batch), 1, out=losses)
+        torch.sum(self.nll.view(members, batch), 1, out=losses).div_(self.batch)
 
     def backward(self, targets: Tensor) -> Tensor:
         aten.nll_loss_backward.grad_input(self.seed, self.logp, targets, None, 0, -100,
@@ -504,7 +527,7 @@ class FastStep:
                 scales = [-per_member(lr, members, p.dim()) for p in self.params]
                 torch._foreach_mul_(self.grads, scales)  # type: ignore[arg-type]
             else:
-                torch._foreach_mul_(self.grads, -lr)
+                torch._foreach_mul_(self.grads, _number(-lr))
             torch._foreach_add_(self.params, self.grads)
 
     def adam_step(self, adam: _Adam, lr: float | Tensor) -> None:
