@@ -24,6 +24,7 @@ def lines_from(report: dict) -> list[str]:
     """The table of a pytest-benchmark report, and where and how it was measured."""
     info = [b["extra_info"] for b in report["benchmarks"]]
     sgemm = [i["flops_per_s"] for i in info if i.get("runner") == "sgemm"]
+    threads = {i["threads"] for i in info if "threads" in i}
     rates = [Rate(i["runner"], i["network"], i["seed_steps_per_s"], i["flops_per_seed_step"])
              for i in info if "seed_steps_per_s" in i]
     if not sgemm or not rates:
@@ -32,8 +33,8 @@ def lines_from(report: dict) -> list[str]:
     steps = {i["steps"] for i in info if "steps" in i}
     where = (f"Measured {report.get('datetime', '')[:10]} by `tox -e bench` on "
              f"{machine.get('cpu', {}).get('brand_raw', machine.get('processor', 'this CPU'))}, "
-             f"torch threads as the test suite sets them; {', '.join(map(str, sorted(steps)))} "
-             "steps per round, the fastest of 5 rounds.")
+             f"{', '.join(map(str, sorted(threads)))} torch thread(s); "
+             f"{', '.join(map(str, sorted(steps)))} steps per round, the fastest of 5 rounds.")
     return [*table(rates, sgemm[0], "notebook loop"), "", where]
 
 

@@ -1,7 +1,7 @@
 """Throughput in seed-steps per second, in one pytest run: the notebook's plain single-run loop,
 the engine (makemore.train, on its fast step) at E = 1, 16, 64 and 256 members for the lecture's
-MLP (kaiming config) and for the deep BatchNorm network, and the sgemm rate that sets the limit
-(makemore.throughput).
+MLP (kaiming config) and for the deep BatchNorm network, the sgemm rate that sets the limit
+(makemore.throughput), and a ceiling: the Linear layers of the MLP's fast step alone at E = 64.
 
 Run with `pytest -m bench tests/bench --benchmark-only` (tox -e bench). Nothing here asserts a
 time: each benchmark records its figures in extra_info, the end of the run prints them as a
@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from makemore import fast
 from makemore.models import NOTEBOOK_SEED
 from makemore.modules import Streams
 from makemore.throughput import NETWORKS, Rate, matmul_flops, sgemm_flops_per_second
@@ -78,7 +79,8 @@ def test_sgemm(benchmark):
     """The limit's numerator: float32 1024 x 1024 matmuls, in this process."""
     rate = benchmark.pedantic(sgemm_flops_per_second, args=(torch.device("cpu"),), rounds=1)
     SGEMM.append(rate)
-    benchmark.extra_info.update({"runner": "sgemm", "flops_per_s": rate})
+    benchmark.extra_info.update({"runner": "sgemm", "flops_per_s": rate,
+                                 "threads": torch.get_num_threads()})
 
 
 def test_notebook_loop(benchmark, splits):
@@ -102,3 +104,28 @@ def test_engine(benchmark, splits, network, members):
 
     benchmark.pedantic(train, setup=setup, rounds=ROUNDS, warmup_rounds=1)
     record(benchmark, f"engine, {network}, E = {members}", network, members)
+
+
+def test_linear_layers_alone(benchmark, splits):
+    """The ceiling of the step: the MLP's two Linear layers as its fast step runs them (forward,
+    input gradient, weight update fused into the weight-gradient matmul, bias sums) at E = 64,
+    and nothing else: the limit's matmuls at the efficiency these shapes get."""
+    members = 64
+    streams = Streams([NOTEBOOK_SEED + i for i in range(members)])
+    model = NETWORKS["MLP"](streams)
+    step = fast.plan(model, members, 32, splits.train[0].shape[1], "sgd", scalar_lr=True)
+    assert step is not None
+    ix = streams.randint(splits.train[0].shape[0], 1, 32)[:, 0]
+    step(splits.train, ix, 0.1, torch.empty(members))  # fills the buffers the layers read
+    linears = [layer for layer in step.layers if isinstance(layer, fast._Linear)]
+    step.update.lr = 1e-9  # the weights barely move
+
+    def run():
+        for _ in range(STEPS):
+            for layer in linears:
+                layer.forward(layer.x)
+                layer.backward(layer.out)
+
+    with torch.no_grad():
+        benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=1)
+    record(benchmark, f"Linear layers of the MLP step alone, E = {members}", "MLP", members)
