@@ -15,6 +15,9 @@ the BLAS sums (`_one_pass`):
   `p += -lr * grad`; it does so where the BLAS sums all k products of an entry in one pass;
 - the embedding's gradient is a batched one-hot matmul, which adds each row's contributions in
   index order as embedding_dense_backward does, again where the sum is one pass.
+Numbers enter the kernels as 0-dim float32 tensors (`_number`), the float32 value a Python
+number becomes, without a conversion per call. torch.compile is not used: measured on the
+MLP's bias + tanh at E = 64 on the CPU, it was no faster and not bit-identical.
 """
 
 from __future__ import annotations
