@@ -25,6 +25,7 @@ def lines_from(report: dict) -> list[str]:
     info = [b["extra_info"] for b in report["benchmarks"]]
     sgemm = [i["flops_per_s"] for i in info if i.get("runner") == "sgemm"]
     threads = {i["threads"] for i in info if "threads" in i}
+    load = [f"{i['load_average']:.1f} on {i['cores']} cores" for i in info if "load_average" in i]
     rates = [Rate(i["runner"], i["network"], i["seed_steps_per_s"], i["flops_per_seed_step"])
              for i in info if "seed_steps_per_s" in i]
     if not sgemm or not rates:
@@ -34,7 +35,8 @@ def lines_from(report: dict) -> list[str]:
     where = (f"Measured {report.get('datetime', '')[:10]} by `tox -e bench` on "
              f"{machine.get('cpu', {}).get('brand_raw', machine.get('processor', 'this CPU'))}, "
              f"{', '.join(map(str, sorted(threads)))} torch thread(s); "
-             f"{', '.join(map(str, sorted(steps)))} steps per round, the fastest of 5 rounds.")
+             f"{', '.join(map(str, sorted(steps)))} steps per round, the fastest of 5 rounds; "
+             f"load average {', '.join(load) or 'not recorded'} when sgemm was measured.")
     return [*table(rates, sgemm[0], "notebook loop"), "", where]
 
 

@@ -11,6 +11,8 @@ the saved JSON. A seed-step is one SGD step of one member: E members doing S ste
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -80,7 +82,8 @@ def test_sgemm(benchmark):
     rate = benchmark.pedantic(sgemm_flops_per_second, args=(torch.device("cpu"),), rounds=1)
     SGEMM.append(rate)
     benchmark.extra_info.update({"runner": "sgemm", "flops_per_s": rate,
-                                 "threads": torch.get_num_threads()})
+                                 "threads": torch.get_num_threads(),
+                                 "load_average": os.getloadavg()[0], "cores": os.cpu_count()})
 
 
 def test_notebook_loop(benchmark, splits):
