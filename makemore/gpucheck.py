@@ -73,7 +73,7 @@ def rates(device: torch.device, members: list[int], steps: int) -> list[Rate]:
             seconds = best_seconds(functools.partial(train, model, data, config, streams),
                                    device, rounds=3)
             measured.append(Rate(f"engine, {name}, E = {count:,}", name, count * steps / seconds,
-                                 flops))
+                                 flops, sgemm_flops_per_second(device)))
             print(f"  {name}, E = {count:,}: {count * steps / seconds:,.0f} seed-steps/s",
                   flush=True)
     return measured
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"throughput on {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}"
           f", {args.steps} steps per run:", flush=True)
     measured = rates(device, args.members, args.steps)
-    print("\n".join(table(measured, sgemm_flops_per_second(device), measured[0].runner)))
+    print("\n".join(table(measured, measured[0].runner)))
     if device.type == "cuda" and not args.skip_claim:
         with tempfile.TemporaryDirectory() as out:
             command = [sys.executable, "-m", "ablations", "run", "--profile", "full", "--only",

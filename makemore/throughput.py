@@ -65,27 +65,33 @@ def sgemm_flops_per_second(device: torch.device, size: int = 1024, repeats: int 
 
 @dataclass(frozen=True)
 class Rate:
-    """One measured runner training `network`, whose matmul FLOPs per seed-step are `flops`."""
+    """One measured runner training `network` (matmul FLOPs per seed-step: `flops`), and the
+    sgemm FLOP/s measured right after it, under the same load."""
 
     runner: str
     network: str
     seed_steps_per_second: float
     flops: int
+    sgemm: float
+
+    @property
+    def fraction(self) -> float:
+        """Of the limit: sgemm FLOP/s / FLOPs per seed-step."""
+        return self.seed_steps_per_second * self.flops / self.sgemm
 
 
-def table(rates: Sequence[Rate], sgemm: float, baseline: str) -> list[str]:
+def table(rates: Sequence[Rate], baseline: str) -> list[str]:
     """Markdown lines: seed-steps/s, ratio to the `baseline` runner, fraction of the limit."""
     base = {r.runner: r.seed_steps_per_second for r in rates}.get(baseline)
-    lines = [f"| runner | seed-steps/s | vs {baseline} | fraction of the limit |",
-             "|---|---:|---:|---:|"]
+    lines = [f"| runner | seed-steps/s | vs {baseline} | sgemm GFLOP/s | fraction of the limit |",
+             "|---|---:|---:|---:|---:|"]
     for r in rates:
         ratio = f"{r.seed_steps_per_second / base:.2f}x" if base else "-"
-        fraction = r.seed_steps_per_second * r.flops / sgemm
-        lines.append(f"| {r.runner} | {r.seed_steps_per_second:,.0f} | {ratio} | {fraction:.0%} |")
-    networks = {r.network: r.flops for r in rates}
-    limits = "; ".join(f"{name}: {flops / 1e6:.2f} MFLOP, limit {sgemm / flops:,.0f} seed-steps/s"
-                       for name, flops in networks.items())
+        lines.append(f"| {r.runner} | {r.seed_steps_per_second:,.0f} | {ratio} | "
+                     f"{r.sgemm / 1e9:,.0f} | {r.fraction:.0%} |")
+    flops = "; ".join(f"{name} {count / 1e6:.2f} MFLOP"
+                      for name, count in {r.network: r.flops for r in rates}.items())
     lines.append("")
-    lines.append(f"sgemm (1024 x 1024, float32): {sgemm / 1e9:,.0f} GFLOP/s. Limit = sgemm FLOP/s "
-                 f"/ matmul FLOPs per seed-step ({limits}).")
+    lines.append("Limit = sgemm FLOP/s (1024 x 1024, float32, measured right after each runner) / "
+                 f"matmul FLOPs per seed-step ({flops}).")
     return lines

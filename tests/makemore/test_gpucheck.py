@@ -25,7 +25,7 @@ def test_the_table_on_the_cpu(capsys):
         "engine, MLP, E = 1", "engine, MLP, E = 2", "engine, deep BN, E = 1",
         "engine, deep BN, E = 2"]
     assert all(row.rstrip(" |").endswith("%") for row in rows)
-    assert "sgemm (1024 x 1024, float32)" in out
+    assert "Limit = sgemm FLOP/s (1024 x 1024, float32" in out
 
 
 @pytest.mark.parametrize("argv", [["--members", "0"], ["--members", "a,b"], ["--steps", "0"],
