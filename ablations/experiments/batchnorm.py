@@ -687,7 +687,7 @@ def buffer_update(ctx, steps: int) -> Measurement:
     for seed in ctx.seeds:
         results = {}
         for graph in (False, True):
-            model, streams = _deep_bn([seed], graph)
+            model, streams = deep_bn([seed], graph)
             first = train(model, data, config, streams)
             before, start = resident_kib(), time.perf_counter()
             second = train(model, data, config, streams)
@@ -714,12 +714,14 @@ def buffer_update(ctx, steps: int) -> Measurement:
     return Measurement(t, metrics)
 
 
-def _deep_bn(seeds: list[int], graph: bool) -> tuple[Sequential, Streams]:
+def deep_bn(seeds: list[int], graph: bool, **config) -> tuple[Sequential, Streams]:
+    """The lecture's deep network with BN before every tanh and after the last layer (DeepConfig
+    overrides in `config`), its BatchNorms updating their buffers outside torch.no_grad when
+    `graph`."""
     streams = Streams(seeds)
-    model = deep(streams, DeepConfig(batchnorm="before", batchnorm_last=True))
+    model = deep(streams, DeepConfig(batchnorm="before", batchnorm_last=True, **config))
     if graph:
         for layer in model.layers:
             if isinstance(layer, BatchNorm1d):
                 layer.__class__ = UpdateWithGraph  # the same layer, its update without no_grad
     return model, streams
-
