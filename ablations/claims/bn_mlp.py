@@ -52,11 +52,14 @@ def plot_points(fig: Figure, frame: pd.DataFrame, x: str, panels: dict[str, str]
 
 
 def plot_curves(fig: Figure, frame: pd.DataFrame, y: str, title: str, ylabel: str, n: int,
-                theory: tuple[np.ndarray, str], hue: str | None = None, extra: str = "") -> None:
+                theory: tuple[np.ndarray, str], hue: str | None = None,
+                reference: tuple[float, str] | None = None, extra: str = "") -> None:
     """Means over seeds with their CI bands against the batch size, log-log, with theory."""
     ax = fig.add_subplot()
     figures.lines(ax, frame, x="batch", y=y, hue=hue)
     ax.plot(np.sort(frame.batch.unique()), theory[0], ":", color="0.2", label=theory[1])
+    if reference:
+        figures.reference(ax, *reference)
     ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel=ylabel, title=title)
     figures.legend(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figures.caption(fig, n, extra)
@@ -99,7 +102,7 @@ register(Claim(
             "and batches).",
     figure=lambda m, fig: plot_points(
         fig, m.table, "run", {"val_loss": "val loss (nats)"}, "One-hidden-layer MLP after "
-        "200,000 steps", m.metrics["val_bn"].n, reference=(2.10, "lecture (one run)"),
+        f"{m.steps:,} steps", m.metrics["val_bn"].n, reference=(2.10, "lecture (one run)"),
         extra=f"the notebook's seed: {m.table.val_loss.iloc[0]:.4f} (the notebook printed 2.1057)"),
 ))
 
@@ -161,7 +164,7 @@ register(Claim(
                             Negligible(("alone", "batched"), SAME))),
     headline="val_calibrated",
     finding="Calibrated statistics give val loss {val_calibrated}, as the split normalised as "
-            "one batch ({val_own_split:mean}); examples alone {alone:mean}, batched "
+            "one batch ({val_own_split:mean}); its first examples alone {alone:mean}, batched "
             "{batched:mean}.",
     figure=lambda m, fig: plot_points(
         fig, m.table[m.table.whole_split], "statistics",
@@ -187,7 +190,7 @@ register(Claim(
             "{val_running:mean} vs {val_calibrated:mean}.",
     figure=lambda m, fig: plot_points(
         fig, m.table, "buffer", {"error": "RMS over units of running - calibrated (unit sd)"},
-        "Running vs calibrated statistics after 200,000 steps", m.metrics["mean_error"].n,
+        f"Running vs calibrated statistics after {m.steps:,} steps", m.metrics["mean_error"].n,
         reference=(0.127, "noise of one batch's stats"), log=("error",),
         extra=f"val loss: running {m.metrics['val_running'].mean:.5f}, calibrated "
               f"{m.metrics['val_calibrated'].mean:.5f}"),
@@ -238,7 +241,7 @@ register(Claim(
                 "{val_bn} without"),
     headline="grad_f32",
     finding="Through BN the bias gradient is rounding only (at most {grad_f32:mean} of its "
-            "bound; {control:mean}x it without BN); in 200k steps b1 moved {b1_moved:mean} as "
+            "bound; {control:mean}x it without BN); over training b1 moved {b1_moved:mean} as "
             "far as BN's beta.",
     figure=lambda m, fig: plot_points(
         fig, m.table.groupby(["seed", "case"], as_index=False).over_bound.max(), "case",
@@ -306,7 +309,7 @@ register(Claim(
         fig, m.table, "difference", "Against torch.nn, float64", "worst relative difference "
         "(1e-18: equal)", m.metrics["lecture_train_b32"].n, (1 - np.sqrt(
             1 - 1 / np.sort(m.table.batch.unique())), "1 - sqrt((B-1)/B)"), hue="compared",
-        extra="bound for agreement: 1e-10"),
+        reference=(1e-10, "agreement bound")),
 ))
 
 AFFINE = {"mlp": "MLP", "mlp_plain": "MLP, no gain/bias", "deep": "deep",
@@ -332,8 +335,8 @@ register(Claim(
             "({val_mlp:mean} with them), the deep net at {val_deep_plain:mean} "
             "({val_deep:mean}).",
     figure=lambda m, fig: plot_points(
-        fig, m.table, "run", {"val_loss": "val loss (nats)"}, "After 200,000 steps, BN with "
-        "and without its gain and bias", m.metrics["val_mlp"].n,
+        fig, m.table, "run", {"val_loss": "val loss (nats)"}, f"After {m.steps:,} steps, BN "
+        "with and without its gain and bias", m.metrics["val_mlp"].n,
         extra="without a gain the deep net has no gamma to shrink the last BN at init"),
 ))
 
@@ -375,6 +378,7 @@ register(Claim(
             "{mean_init:mean} and running_var {var_init:mean}: zeros and ones.",
     figure=lambda m, fig: plot_points(
         fig, m.table, "buffer", {"init": "initial value"}, "A fresh BatchNorm1d's buffers", 1,
+        hue="layer",
         reference=(0.0, "L:260: zeros"), extra="deterministic; the lecture's class and torch.nn "
         "agree"),
 ))
@@ -395,7 +399,7 @@ register(Claim(
             "numbers differ by {max_difference:mean}.",
     figure=lambda m, fig: plot_points(
         fig, m.table, "update", {"memory_kib_per_step": "memory growth (KiB per step)",
-                                 "ms_per_step": "time (ms per step)"}, "The lecture's deep BN "
-        "network: running-buffer update in and outside torch.no_grad", m.metrics["ms_graph"].n,
+                                 "ms_per_step": "time (ms per step)"}, "Deep BN network: "
+        "buffer update in and outside torch.no_grad", m.metrics["ms_graph"].n,
         extra=f"{m.metrics['nodes_graph'].mean:,.0f} graph nodes kept outside no_grad"),
 ))

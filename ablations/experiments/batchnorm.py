@@ -246,8 +246,8 @@ def jitter(ctx, runs: dict, batches: tuple[int, ...], examples: int) -> Measurem
         steps=runs["bn"].steps)
 
 
-SETTINGS = {"": "whole data, 200k steps", "small_": f"{SUBSET:,} examples, 10k steps",
-            "long_": f"{SUBSET:,} examples, 20k steps"}  # run name prefixes of bn.regulariser
+SETTINGS = {"": "whole data", "small_": f"{SUBSET:,} examples",
+            "long_": f"{SUBSET:,} examples"}  # run name prefixes of bn.regulariser
 
 
 def regularisation(ctx, runs: dict) -> Measurement:
@@ -258,7 +258,8 @@ def regularisation(ctx, runs: dict) -> Measurement:
     for (prefix, setting), config in product(SETTINGS.items(), ("bn", "no_bn")):
         run = runs[prefix + config]
         gap = run.val_loss - (evaluate(run.model, subset).numpy() if prefix else run.train_loss)
-        frames.append(run.members.assign(setting=setting, config=config, gap=gap))
+        frames.append(run.members.assign(setting=f"{setting}, {run.steps:,} steps", gap=gap,
+                                         config="with BN" if config == "bn" else "without BN"))
         metrics |= {f"{prefix}gap_{config}": nats(gap), f"{prefix}val_{config}": nats(run.val_loss)}
     return Measurement(pd.concat(frames), metrics, steps=min(runs["bn"].steps,
                                                              runs["no_bn"].steps))
@@ -320,7 +321,7 @@ def momentum(ctx, runs: dict, replayed: tuple[tuple[float, int], ...]) -> Measur
     for m, b in replayed:
         buffers[m, b] = replay_running(run.model, splits.train[0], m, b, round(10 / m), seed=b)
     t = pd.concat([run.members.assign(
-        momentum=m, batch=b, condition=f"m {m:g}, B {b}",
+        momentum=m, batch=b, condition=f"m {m:g}\nB {b}",
         mean_error=rms_error(mean, s.calibrated_mean, s.calibrated_std),
         val_cost=val_with(run.model, splits.dev, mean, std) - s.val_calibrated)
         for (m, b), (mean, std) in buffers.items()])
@@ -626,6 +627,7 @@ def buffer_init(ctx) -> Measurement:
         ours.running_var = torch.zeros_like(ours.running_var)
         blowup = float(ours(x[None])[0].abs().max() / x.abs().max())
     table = pd.DataFrame({"seed": 0, "buffer": ["running_mean"] * 200 + ["running_var"] * 200,
+                          "layer": (["lecture's"] * 100 + ["torch.nn"] * 100) * 2,
                           "init": torch.cat([mean, var]).numpy()})
     return Measurement(table, {"mean_init": Metric.exact(float(mean.abs().max())),
                                "var_init": Metric.exact(float(var.abs().min())),
