@@ -1,5 +1,6 @@
-"""BatchNorm experiments of the bn claims about the one-hidden-layer MLP and BatchNorm itself
-(ablations/claims/bn_mlp.py).
+"""The measurements of the bn claims about the one-hidden-layer MLP and BatchNorm itself
+(ablations/claims/bn_mlp.py): one function per claim, named in its docstring's first word,
+returning the Measurement whose metrics the claim declares; and the helpers they share.
 
 On a trained BN MLP: its statistics (running, calibrated over the training set, replayed with
 other momenta and batch sizes) and the val loss with each; an example's jitter over random
@@ -7,8 +8,8 @@ batch companions; the bias before BN at the end of training. On the layer alone:
 a batch, constant batches, torch.nn as reference, the bias gradient through BN, and the graph
 that a buffer update outside torch.no_grad builds.
 
-Anything that normalises a shared trained model with other statistics goes through
-`buffers_kept`, which puts its running buffers and train/eval mode back afterwards.
+Anything that normalises a trained model with other statistics goes through `buffers_kept`,
+which puts its running buffers and train/eval mode back afterwards.
 """
 
 from __future__ import annotations
@@ -638,23 +639,29 @@ def buffer_init(ctx) -> Measurement:
 # --- the buffer update outside torch.no_grad -------------------------------------------------
 
 
-class UpdateWithGraph(BatchNorm1d):
-    """The library's BatchNorm1d with its running-buffer update written without torch.no_grad
-    (the mistake L:265 warns about); everything else is the same code, so the numbers are."""
+class BufferUpdate(BatchNorm1d):
+    """The library's BatchNorm1d written out, its running-buffer update inside torch.no_grad
+    (`no_grad`: the lecture's way) or outside it (the mistake L:265 warns about). Everything
+    else is the library's code in its order (autograd sums gradients in the order the graph
+    was built), so the numbers are the same; both arms use this class so that both train
+    through the same code path."""
+
+    no_grad = True
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return super().__call__(x)
-        mean = x.mean(1, keepdim=True)  # the library's operations in its order (autograd
-        centred = x - mean  # sums gradients in the order the graph was built)
+        mean = x.mean(1, keepdim=True)
+        centred = x - mean
         unbiased = batch_variance(x)
         var = unbiased if self.convention == "lecture" else batch_variance(x, unbiased=False)
         self.out = self.gamma.unsqueeze(1) * (centred / torch.sqrt(var + self.eps)) \
             + self.beta.unsqueeze(1)
-        stat = unbiased.sqrt() if self.track == "std" else unbiased
-        m = self.momentum
-        self.running_mean = (1 - m) * self.running_mean + m * mean.squeeze(1)
-        self.running_var = (1 - m) * self.running_var + m * stat.squeeze(1)
+        with torch.no_grad() if self.no_grad else nullcontext():
+            stat = unbiased.sqrt() if self.track == "std" else unbiased
+            m = self.momentum
+            self.running_mean = (1 - m) * self.running_mean + m * mean.squeeze(1)
+            self.running_var = (1 - m) * self.running_var + m * stat.squeeze(1)
         return self.out
 
 
@@ -678,8 +685,8 @@ def resident_kib() -> float:
 
 def buffer_update(ctx, steps: int) -> Measurement:
     """bn.buffers-no-grad. The lecture's deep network with BN, per seed trained twice `steps`
-    steps with the buffer update inside torch.no_grad (the library) and outside it
-    (UpdateWithGraph), same seed and batches: the graph nodes the buffers keep; over the second
+    steps with the buffer update inside torch.no_grad and outside it (`deep_bn`), same seed
+    and batches: the graph nodes the buffers keep; over the second
     `steps` steps the growth of the resident memory and the time per step; the largest
     difference between the two runs' losses and buffers. The first `steps` steps take up
     memory freed earlier in the process, and every graph is kept alive to the end, so that the
@@ -718,12 +725,12 @@ def buffer_update(ctx, steps: int) -> Measurement:
 
 def deep_bn(seeds: list[int], graph: bool, **config) -> tuple[Sequential, Streams]:
     """The lecture's deep network with BN before every tanh and after the last layer (DeepConfig
-    overrides in `config`), its BatchNorms updating their buffers outside torch.no_grad when
-    `graph`."""
+    overrides in `config`), its BatchNorms `BufferUpdate`s updating their buffers outside
+    torch.no_grad when `graph`, inside it otherwise."""
     streams = Streams(seeds)
     model = deep(streams, DeepConfig(batchnorm="before", batchnorm_last=True, **config))
-    if graph:
-        for layer in model.layers:
-            if isinstance(layer, BatchNorm1d):
-                layer.__class__ = UpdateWithGraph  # the same layer, its update without no_grad
+    for layer in model.layers:
+        if isinstance(layer, BatchNorm1d):
+            layer.__class__ = BufferUpdate  # the same layer object, its update written out
+            layer.no_grad = not graph
     return model, streams

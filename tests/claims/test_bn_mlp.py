@@ -367,3 +367,17 @@ def test_bn_buffers_no_grad(splits, seed, depth, width, steps):
     for a, b in zip(plain.buffers(), tracked.buffers(), strict=True):
         assert torch.equal(a, b.detach())
 
+
+
+def test_buffer_update_is_the_library_batchnorm():
+    """BufferUpdate, which bn.buffers-no-grad trains in both arms, computes what the library's
+    BatchNorm1d computes: the same output, input gradient and buffers, bitwise."""
+    x = torch.randn(1, 32, 20, generator=torch.Generator().manual_seed(0)) * 3 + 1
+    results = []
+    for layer in (BatchNorm1d(20, momentum=0.1), bn.BufferUpdate(20, momentum=0.1)):
+        inputs = x.clone().requires_grad_()
+        out = layer(inputs)
+        (out * torch.linspace(-1, 1, 20)).sum().backward()
+        results.append((out.detach(), inputs.grad, layer.running_mean, layer.running_var))
+    for ours, library in zip(*results, strict=True):
+        assert torch.equal(ours, library)
