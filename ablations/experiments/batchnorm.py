@@ -14,6 +14,7 @@ which puts its running buffers and train/eval mode back afterwards.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import resource
 import time
@@ -678,7 +679,10 @@ def graph_nodes(tensors: list[torch.Tensor]) -> int:
 
 
 def resident_kib() -> float:
-    """The process's resident memory now (Linux /proc)."""
+    """The process's resident memory in use now: the allocator's free pages are given back
+    first (glibc's malloc_trim), so that memory freed earlier and taken up again counts as the
+    new use it is (Linux: /proc and glibc)."""
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * resource.getpagesize() / 1024
 
@@ -686,11 +690,10 @@ def resident_kib() -> float:
 def buffer_update(ctx, steps: int) -> Measurement:
     """bn.buffers-no-grad. The lecture's deep network with BN, per seed trained twice `steps`
     steps with the buffer update inside torch.no_grad and outside it (`deep_bn`), same seed
-    and batches: the graph nodes the buffers keep; over the second
-    `steps` steps the growth of the resident memory and the time per step; the largest
-    difference between the two runs' losses and buffers. The first `steps` steps take up
-    memory freed earlier in the process, and every graph is kept alive to the end, so that the
-    second phase's growth is new memory. Linux only (/proc)."""
+    and batches: the graph nodes the buffers keep; over the second `steps` steps (the first
+    warm up) the growth of the memory in use (`resident_kib`) and the time per step; the
+    largest difference between the two runs' losses and buffers. Every graph is kept alive to
+    the end, so that no run's memory is taken up by another."""
     kept, runs, data = [], [], ctx.splits().train
     config = TrainConfig(steps=steps, decay_step=None)
     for seed in ctx.seeds:
