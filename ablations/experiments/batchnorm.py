@@ -260,7 +260,7 @@ def regularisation(ctx, runs: dict) -> Measurement:
     for (prefix, setting), config in product(SETTINGS.items(), ("bn", "no_bn")):
         run = runs[prefix + config]
         gap = run.val_loss - (evaluate(run.model, subset).numpy() if prefix else run.train_loss)
-        frames.append(run.members.assign(setting=f"{setting}, {run.steps:,} steps", gap=gap,
+        frames.append(run.members.assign(setting=f"{setting}\n{run.steps:,} steps", gap=gap,
                                          config="with BN" if config == "bn" else "without BN"))
         metrics |= {f"{prefix}gap_{config}": nats(gap), f"{prefix}val_{config}": nats(run.val_loss)}
     return Measurement(pd.concat(frames), metrics, steps=min(runs["bn"].steps,
