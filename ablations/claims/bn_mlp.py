@@ -11,6 +11,7 @@ reasons for how it is done, is the function of ablations/experiments/batchnorm.p
 from __future__ import annotations
 
 from itertools import product
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ from ablations.registry import Claim, Source, measures, register
 from ablations.verdicts import Rules
 
 BN, NO_BN = mlp_run("batchnorm"), mlp_run("kaiming")  # the lecture's MLP with and without BN
-DEEP_BN = {"batchnorm": "before", "batchnorm_last": True}  # the lecture's deep net with BN
+DEEP_BN: dict[str, Any] = {"batchnorm": "before", "batchnorm_last": True}  # the lecture's, BN
 TRAINED = NeedsSteps(LECTURE_STEPS)
 SAME, GAIN = "practically identical loss", "a loss gain worth the name"
 CANCELLED, F64 = "the rounding bound of a cancelled sum", "float64 agreement of two implementations"

@@ -63,6 +63,10 @@ def rows(frame: pd.DataFrame, **where) -> pd.DataFrame:
 # --- the trained BN MLP and its statistics ---------------------------------------------------
 
 
+def first_linear(model: Module) -> Linear:
+    return next(m for m in model.modules() if isinstance(m, Linear))
+
+
 def norm_of(model: Module) -> BatchNorm1d:
     return next(m for m in model.modules() if isinstance(m, BatchNorm1d))
 
@@ -178,12 +182,12 @@ def batch_statistics_loss(model: Module, data: tuple[torch.Tensor, torch.Tensor]
     order = torch.randperm(x_all.shape[0], generator=torch.Generator().manual_seed(seed))
     with buffers_kept(model):
         model.train()
-        total = 0.0
+        losses = []
         for start in range(0, x_all.shape[0] - batch + 1, batch):
             pick = order[start : start + batch]
             logits = model(members_of(x_all[pick], model))
-            total = total + member_cross_entropy(logits, members_of(y_all[pick], model)).double()
-        return (total / (x_all.shape[0] // batch)).cpu().numpy()
+            losses.append(member_cross_entropy(logits, members_of(y_all[pick], model)).double())
+        return torch.stack(losses).mean(0).cpu().numpy()
 
 
 @torch.no_grad()
@@ -192,12 +196,11 @@ def single_example_loss(model: Module, data: tuple[torch.Tensor, torch.Tensor]) 
     x_all, y_all = data
     was_training = model.training
     model.eval()
-    total = 0.0
-    for i in range(x_all.shape[0]):
-        logits = model(members_of(x_all[i : i + 1], model))
-        total = total + member_cross_entropy(logits, members_of(y_all[i : i + 1], model)).double()
+    losses = [member_cross_entropy(model(members_of(x_all[i : i + 1], model)),
+                                   members_of(y_all[i : i + 1], model)).double()
+              for i in range(x_all.shape[0])]
     model.train(was_training)
-    return (total / x_all.shape[0]).cpu().numpy()
+    return torch.stack(losses).mean(0).cpu().numpy()
 
 
 @torch.no_grad()
@@ -255,8 +258,9 @@ SETTINGS = {"": "whole data", "small_": f"{SUBSET:,} examples",
 def regularisation(ctx, runs: dict) -> Measurement:
     """bn.regulariser. Train-val gap and val loss with BN (runs "<prefix>bn") and without
     ("<prefix>no_bn") in each setting; train loss on what each net trained on."""
-    subset = tuple(part[:SUBSET] for part in ctx.splits().train)
-    frames, metrics = [], {}
+    subset = ctx.splits().train[0][:SUBSET], ctx.splits().train[1][:SUBSET]
+    frames: list[pd.DataFrame] = []
+    metrics: dict[str, Metric] = {}
     for (prefix, setting), config in product(SETTINGS.items(), ("bn", "no_bn")):
         run = runs[prefix + config]
         gap = run.val_loss - (evaluate(run.model, subset).numpy() if prefix else run.train_loss)
@@ -386,9 +390,10 @@ def bias_before_bn(ctx, runs: dict, shapes: tuple[tuple[int, int, int], ...]) ->
     pick = torch.randint(0, splits.train[0].shape[0], (BATCH,),
                          generator=torch.Generator().manual_seed(0))
     grad = trained_bias_gradient(run.model, splits.train[0][pick], splits.train[1][pick])
-    init = mlp(Streams(list(run.members.seed)), "batchnorm", b1=0.01).layers[2].bias
-    beta = norm_of(run.model).beta
-    moved = (run.model.layers[2].bias - init).abs().amax(-1) / beta.abs().mean(-1)
+    init, trained = first_linear(mlp(Streams(list(run.members.seed)), "batchnorm", b1=0.01)), \
+        first_linear(run.model)
+    assert trained.bias is not None and init.bias is not None
+    moved = (trained.bias - init.bias).abs().amax(-1) / norm_of(run.model).beta.abs().mean(-1)
     table = pd.concat([table, run.members.assign(case="trained MLP", over_bound=grad)])
     worst = table.groupby("case").over_bound
     losses = final_losses(runs, b1="with b1", bn="without b1")
@@ -403,7 +408,7 @@ def bias_before_bn(ctx, runs: dict, shapes: tuple[tuple[int, int, int], ...]) ->
 def trained_bias_gradient(model: Sequential, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     """Per member: the gradient of the bias before BN on one batch of the trained network, in
     units of `rounding_bound` (worst unit)."""
-    linear, norm = model.layers[2], norm_of(model)
+    linear, norm = first_linear(model), norm_of(model)
     with buffers_kept(model):
         model.train()
         for p in model.parameters():
@@ -413,6 +418,7 @@ def trained_bias_gradient(model: Sequential, x: torch.Tensor, y: torch.Tensor) -
         out.retain_grad()
         logits = model.layers[-1](model.layers[-2](out))
         member_cross_entropy(logits, members_of(y, model)).sum().backward()
+        assert out.grad is not None and linear.bias is not None and linear.bias.grad is not None
         bound = rounding_bound(h, out.grad, norm.gamma.detach().unsqueeze(1), norm.eps)
         units = linear.bias.grad.abs() / bound
     return units.amax(-1).detach().cpu().numpy()
@@ -566,8 +572,8 @@ def torch_comparison(batch: int, dim: int, seed: int, steps: int = 3) -> dict[st
             key = "torch_convention" if convention == "torch" else "lecture_same"
             norm.eval()
             worst[key] = max(worst[key], relative(norm(x[None])[0], reference),
-                             relative(norm.running_mean[0], theirs.running_mean),
-                             relative(norm.running_var[0], theirs.running_var))
+                             relative(norm.running_mean[0], theirs.running_mean),  # type: ignore
+                             relative(norm.running_var[0], theirs.running_var))  # type: ignore
     worst["linear_tanh"] = linear_tanh_comparison(batch, dim, seed)
     return worst
 
@@ -735,5 +741,5 @@ def deep_bn(seeds: list[int], graph: bool, **config) -> tuple[Sequential, Stream
     for layer in model.layers:
         if isinstance(layer, BatchNorm1d):
             layer.__class__ = BufferUpdate  # the same layer object, its update written out
-            layer.no_grad = not graph
+            layer.no_grad = not graph  # type: ignore[attr-defined]
     return model, streams
