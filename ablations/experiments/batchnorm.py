@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ablations.context import Context
+from ablations.experiments.runs import Trained
 from ablations.measurement import Measurement, Metric
 from makemore.models import DeepConfig, deep, mlp
 from makemore.modules import (
@@ -126,8 +128,8 @@ class Statistics:
     val_calibrated: np.ndarray
 
 
-def statistics(ctx, trained) -> Statistics:
-    """Computed once per process for a trained run (ctx: ablations.context.Context)."""
+def statistics(ctx: Context, trained: Trained) -> Statistics:
+    """Computed once per process for a trained run."""
     def compute() -> Statistics:
         model, splits = trained.model, ctx.splits()
         norm = norm_of(model)
@@ -209,7 +211,7 @@ def companion_jitter(model: Module, examples: torch.Tensor, pool: torch.Tensor, 
     """Per member: the std over `draws` random sets of batch - 1 companions (from `pool`) of
     an example's logits, averaged over its 27 logits and over the examples."""
     generator = torch.Generator().manual_seed(seed)
-    spreads = []
+    spreads, was_training = [], model.training
     has_bn = any(isinstance(m, BatchNorm1d) for m in model.modules())
     with buffers_kept(model) if has_bn else nullcontext():
         model.train(training)
@@ -219,11 +221,11 @@ def companion_jitter(model: Module, examples: torch.Tensor, pool: torch.Tensor, 
                 others = pool[torch.randint(0, pool.shape[0], (batch - 1,), generator=generator)]
                 logits.append(model(members_of(torch.cat([example[None], others]), model))[:, 0])
             spreads.append(torch.stack(logits).std(0).mean(-1))
-    model.train()
+    model.train(was_training)
     return torch.stack(spreads).mean(0).cpu().numpy()
 
 
-def final_losses(runs: dict, **labels: str) -> Measurement:
+def final_losses(runs: dict[str, Trained], **labels: str) -> Measurement:
     """Each run's members labelled by `labels` (run name -> label, column "run"), and the val
     loss of each run over seeds as val_<run name>."""
     table = pd.concat([runs[k].losses_frame().assign(run=v) for k, v in labels.items()])
@@ -231,7 +233,8 @@ def final_losses(runs: dict, **labels: str) -> Measurement:
                        steps=min(runs[k].steps for k in labels))
 
 
-def jitter(ctx, runs: dict, batches: tuple[int, ...], examples: int) -> Measurement:
+def jitter(ctx: Context, runs: dict[str, Trained], batches: tuple[int, ...],
+           examples: int) -> Measurement:
     """bn.coupling. Dev examples forwarded with random training examples as batch companions:
     per member, the std of their logits over the draws (`companion_jitter`) with batch
     statistics at each batch size, and at batch 32 for the two nets that cannot couple
@@ -255,7 +258,7 @@ SETTINGS = {"": "whole data", "small_": f"{SUBSET:,} examples",
             "long_": f"{SUBSET:,} examples"}  # run name prefixes of bn.regulariser
 
 
-def regularisation(ctx, runs: dict) -> Measurement:
+def regularisation(ctx: Context, runs: dict[str, Trained]) -> Measurement:
     """bn.regulariser. Train-val gap and val loss with BN (runs "<prefix>bn") and without
     ("<prefix>no_bn") in each setting; train loss on what each net trained on."""
     subset = ctx.splits().train[0][:SUBSET], ctx.splits().train[1][:SUBSET]
@@ -271,7 +274,7 @@ def regularisation(ctx, runs: dict) -> Measurement:
                                                              runs["no_bn"].steps))
 
 
-def calibration(ctx, runs: dict) -> Measurement:
+def calibration(ctx: Context, runs: dict[str, Trained]) -> Measurement:
     """bn.calibrate. Per member, the trained BN MLP's val loss with the statistics BN may use:
     the training set's, calibrated once; the dev split's own, as one batch (the lecture's
     evaluation before calibration, L:139); batches of 32 with their own (training mode). And
@@ -297,7 +300,7 @@ CALIBRATION = {"val_calibrated": "calibrated (training set)", "val_own_split": "
                "val_batch32": "own, batches of 32"}
 
 
-def running_statistics(ctx, runs: dict) -> Measurement:
+def running_statistics(ctx: Context, runs: dict[str, Trained]) -> Measurement:
     """bn.running-stats. The running mean and std (momentum 0.001) at the end against the
     calibrated statistics, in unit sd: RMS over units, and the largest difference of either;
     their ratio (an average of batch stds is biased low: c4(32) = 0.992 for Gaussian units);
@@ -316,7 +319,8 @@ def running_statistics(ctx, runs: dict) -> Measurement:
         steps=runs["bn"].steps)
 
 
-def momentum(ctx, runs: dict, replayed: tuple[tuple[float, int], ...]) -> Measurement:
+def momentum(ctx: Context, runs: dict[str, Trained],
+             replayed: tuple[tuple[float, int], ...]) -> Measurement:
     """bn.momentum. Per member and (momentum m, batch B): the running mean's RMS error over
     units against the calibrated mean (unit sd), and the val loss with those running
     statistics; m 0.001 at B 32 as trained, the others replayed (`replay_running`, 10/m
@@ -374,7 +378,8 @@ def bias_gradient(batch: int, fan_in: int, fan_out: int, seed: int, dtype: torch
     return float(units.max() if batchnorm else units.median())
 
 
-def bias_before_bn(ctx, runs: dict, shapes: tuple[tuple[int, int, int], ...]) -> Measurement:
+def bias_before_bn(ctx: Context, runs: dict[str, Trained],
+                   shapes: tuple[tuple[int, int, int], ...]) -> Measurement:
     """bn.bias-zero-grad. `bias_gradient` per seed and (batch, fan_in, fan_out): float32,
     float64, and without BN (the control). Then the lecture's MLP trained with b1 (randn * 0.01)
     before BN (run "b1"), per member: b1's gradient on a batch (`trained_bias_gradient`), how
@@ -454,7 +459,7 @@ def constant_batch(value: float, batch: int, width: int, eps: float) -> dict[str
             "nonfinite_grad": float((~torch.isfinite(x.grad)).float().mean())}  # type: ignore
 
 
-def standardisation(ctx, batches: tuple[int, ...], widths: tuple[int, ...],
+def standardisation(ctx: Context, batches: tuple[int, ...], widths: tuple[int, ...],
                     inputs: tuple[tuple[float, float, str], ...]) -> Measurement:
     """bn.standardise. `standardised_errors` for every seed, batch size, width and input law
     (loc + scale * a normal or exponential draw), float32 and float64, both conventions."""
@@ -474,8 +479,8 @@ def standardisation(ctx, batches: tuple[int, ...], widths: tuple[int, ...],
                            "worst_std_ulps": numerics(t.std_error_ulps.max(), "ulps")})
 
 
-def epsilon(ctx, runs: dict, values: tuple[float, ...], batches: tuple[int, ...],
-            widths: tuple[int, ...]) -> Measurement:
+def epsilon(ctx: Context, runs: dict[str, Trained], values: tuple[float, ...],
+            batches: tuple[int, ...], widths: tuple[int, ...]) -> Measurement:
     """bn.epsilon. The share of non-finite outputs (eps 0) and of non-finite outputs or input
     gradients (eps 1e-5) over constant batches of every value, batch size and width; the val
     losses of runs "eps" and "no_eps"."""
@@ -488,7 +493,7 @@ def epsilon(ctx, runs: dict, values: tuple[float, ...], batches: tuple[int, ...]
     return losses
 
 
-def init_statistics(ctx) -> Measurement:
+def init_statistics(ctx: Context) -> Measurement:
     """bn.init-unit-gaussian. Per seed, the pre-activation units' mean |mean| and mean std over
     the training set at init: the lecture's BN MLP (Kaiming W1, no b1) and the plain-randn init
     (W1 and b1 randn, the control), each read through a BN layer added after W1 (it draws
@@ -605,7 +610,7 @@ COMPARED = {"lecture_train_output": "lecture's, training output",
             "linear_tanh": "Linear, Tanh"}
 
 
-def torch_equivalence(ctx, batches: tuple[int, ...], dim: int) -> Measurement:
+def torch_equivalence(ctx: Context, batches: tuple[int, ...], dim: int) -> Measurement:
     """bn.pytorch-equivalence. `torch_comparison` per seed and batch size: worst relative
     differences (the lecture's training output at batch 32 per seed)."""
     t = pd.DataFrame([{"seed": s, "batch": b, **torch_comparison(b, dim, s)}
@@ -620,7 +625,7 @@ def torch_equivalence(ctx, batches: tuple[int, ...], dim: int) -> Measurement:
         predictions={"lecture_train_b32": 1 - math.sqrt((BATCH - 1) / BATCH)})
 
 
-def buffer_init(ctx) -> Measurement:
+def buffer_init(ctx: Context) -> Measurement:
     """bn.buffer-init. The buffers of a fresh BatchNorm1d, ours (the lecture's class) and
     torch.nn's, and what eval mode does before any update: the largest relative change of an
     input, and the factor by which it would blow the input up had running_var started at 0
@@ -693,7 +698,7 @@ def resident_kib() -> float:
         return int(handle.read().split()[1]) * resource.getpagesize() / 1024
 
 
-def buffer_update(ctx, steps: int) -> Measurement:
+def buffer_update(ctx: Context, steps: int) -> Measurement:
     """bn.buffers-no-grad. The lecture's deep network with BN, per seed trained twice `steps`
     steps with the buffer update inside torch.no_grad and outside it (`deep_bn`), same seed
     and batches: the graph nodes the buffers keep; over the second `steps` steps (the first
