@@ -125,6 +125,58 @@ TOLERANCES: dict[str, Tolerance] = {
     # --- family init, tanh ----------------------------------------------------------------------
     # --- family kaiming, stack, diag ------------------------------------------------------------
     # --- family bn (the MLP, BatchNorm itself) --------------------------------------------------
+    "roughly zero": Reading(
+        0.0, "rounded", digits=0,
+        why="L:166 'the mean will be roughly zero': a one-digit number, read as rounded to a "
+            "whole number"),
+    "roughly one": Reading(
+        1.0, "rounded", digits=0,
+        why="L:166 'the standard deviation roughly one' (L:124 'a unit or one standard "
+            "deviation'): a one-digit number, read as rounded to a whole number"),
+    "exactly zero": Scale(
+        0.0, "",
+        "a count, an initial value or a bitwise comparison: any nonzero value is a difference"),
+    "rounding of a batch standardisation": Scale(
+        64.0, "ulps",
+        "in ulps of a unit's conditioning u (1 + |mean| / std), what centring x - mean costs: a "
+        "pairwise sum of n <= 1,024 terms is off by up to log2(n) = 10 ulps, the variance's sum "
+        "as much again, the square root and the division one each; 64 leaves a factor 2-3"),
+    "float64 agreement of two implementations": Scale(
+        1e-10, "relative",
+        "two float64 implementations of one formula (u = 1.1e-16) differ by the rounding of "
+        "sums of up to 1,024 terms and of gradients that cancel in exact arithmetic: 1e-10 of "
+        "the largest value leaves six decades for that, and lies six decades below the smallest "
+        "real difference in play (the variance convention at batch 1,024, "
+        "1 - sqrt(1023/1024) = 4.9e-4)"),
+    "float32 resolution of a logit": Scale(
+        1e-4, "nats",
+        "the trained MLP's logits (up to ~10) carry float32 ulps of ~1e-6 and come out of a "
+        "200-term dot product, which may round them by up to ~100 ulps: a change below 1e-4 "
+        "can be rounding, one above it cannot"),
+    "float32 resolution of a statistic": Scale(
+        1e-5, "sd",
+        "a running statistic is a float32 EMA that keeps each step's rounding (u = 6e-8) for "
+        "about 1/m = 1,000 steps, ~sqrt(1000) u = 2e-6 in all; buffers closer than 1e-5 unit "
+        "sd are identical up to rounding"),
+    "the noise of one batch's statistics": Scale(
+        0.127, "sd",
+        "the standard error of a batch-of-32 statistic in units of the unit's std (L:226 'only "
+        "32 examples'): 1/sqrt(32) = 0.177 for the mean, 1/sqrt(2 * 31) = 0.127 for the std, "
+        "the smaller taken; training normalised every batch with statistics that far off, so "
+        "buffers closer than this are closer than any statistics the network was trained with"),
+    "the rounding bound of a cancelled sum": Scale(
+        1.0, "x bound",
+        "a sum of B float terms that is 0 in exact arithmetic comes out at most about "
+        "B u sum|terms| (the recursive-summation bound gamma_B ~ B u); for the bias gradient "
+        "through BN the terms are |gamma d_i| / sigma times the centring's conditioning "
+        "1 + max|h| / sigma: measured in units of that bound it must stay within 1"),
+    "a bias that did not learn": Scale(
+        1e-3, "",
+        "how far a bias before BN moved over training, relative to BN's beta, which does its "
+        "job (L:183): its gradient is a rounding residue, at most B u = 2e-6 (B = 32) of the "
+        "terms it cancels, while beta gets their uncancelled sum, so rounding alone moves it "
+        "orders of magnitude less than beta; 1e-3 leaves a factor 500 for the conditioning "
+        "and the accumulation over steps"),
     # --- family bn (the deep network) -----------------------------------------------------------
     # --- family bias, misc ----------------------------------------------------------------------
 }
