@@ -65,6 +65,7 @@ class MLPConfig:
     nonlinearity: str = "tanh"
     bn_momentum: float = 0.001
     bn_affine: bool = True
+    bn_eps: float = 0.0  # the notebook's MLP divides by the batch std with no eps
 
     @property
     def fan_in(self) -> int:
@@ -112,7 +113,7 @@ def mlp(streams: Streams, config: MLPConfig | str = "kaiming", **overrides: obje
         layers.append(
             BatchNorm1d(
                 config.n_hidden,
-                eps=0.0,
+                eps=config.bn_eps,
                 momentum=config.bn_momentum,
                 members=streams.members,
                 track="std",
