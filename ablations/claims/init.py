@@ -123,9 +123,8 @@ register(Claim(
         partly_means="the loss at init is high because the logits are extreme ({init_loss}), "
                      "but the first iteration's loss is {step0_loss}, not about 27"),
     headline="step0_loss",
-    finding="Step-0 loss {step0_loss}; at init the training split costs {init_loss:mean} nats, "
-            "what random logits of that scale give; the top class gets {confidence:pct}, the "
-            "label {p_label:pct}.",
+    finding="Step-0 loss {step0_loss}; at init the training split costs {init_loss:mean} nats; "
+            "the top class gets {confidence:pct} of the probability, the label {p_label:pct}.",
 ))
 
 # --- init.equal-logits --------------------------------------------------------------------------
@@ -178,8 +177,8 @@ register(Claim(
                                why="control: unequal logits must make the label matter")),
     ),
     headline="loss_v4",
-    finding="Equal logits cost ln V for every finite float32 constant, V and label (worst "
-            "{worst_error_ulps:mean} ulps); V = 4 gives {loss_v4}; unequal ones vary by "
+    finding="Equal logits are within {worst_error_ulps:mean} ulps of ln V for every finite "
+            "float32 constant, V and label; V = 4 gives {loss_v4}; unequal ones vary by "
             "{unequal_label_range:mean} nats with the label.",
 ))
 
@@ -244,9 +243,9 @@ register(Claim(
         partly_means="the loss rises with the scale, but no loss is inf up to logit std 100 "
                      "(lecture's way {inf_share:pct}, F.cross_entropy {library_inf_share:pct})"),
     headline="loss_s10",
-    finding="The mean loss rises with the logit std ({loss_s1:mean} at 1, {loss_s10:mean} at "
-            "10); computed as the lecture does, half the losses are inf from std "
-            "10^{inf_point:mean}; F.cross_entropy: {library_inf_share:pct} at 100.",
+    finding="The mean loss is {loss_s1:mean} at logit std 1, {loss_s10:mean} at 10, "
+            "{loss_s100:mean} at 100; computed as the lecture does, half the losses are inf from "
+            "std 10^{inf_point:mean}; F.cross_entropy: {library_inf_share:pct} at 100.",
 ))
 
 # --- init.output-fix ----------------------------------------------------------------------------
@@ -279,7 +278,7 @@ def figure_output_fix(m: Measurement, fig: Figure) -> None:
     theory = t.drop_duplicates("w2")
     ax.plot(theory.W2, theory.predicted_loss, "_", color="0.2", markersize=18,
             label="theory: Gaussian logits")
-    figures.reference(ax, 3.29, "lecture: about")
+    figures.reference(ax, 3.29, "lecture, about")
     mlp.plain_log_axis(ax)
     ax.set(title="Loss at init vs the output layer's scale (b2 = 0)", xlabel="W2 init",
            ylabel="cross-entropy (nats, log)")
@@ -301,8 +300,8 @@ register(Claim(
                      "({init_loss_w2_0_01} at 0.01), but the step-0 loss is {step0_loss}"),
     headline="step0_loss",
     finding="With b2 = 0 and W2 x 0.01 the step-0 loss is {step0_loss}; over the training split "
-            "the loss at init falls from {init_loss_w2_1:mean} (W2 x 1) to "
-            "{init_loss_w2_0_01:mean}.",
+            "the loss at init is {init_loss_w2_1:mean} at W2 x 1, {init_loss_w2_0_1:mean} at 0.1, "
+            "{init_loss_w2_0_01:mean} at 0.01.",
 ))
 
 # --- init.zero-weights --------------------------------------------------------------------------
@@ -343,7 +342,7 @@ def figure_zero_weights(m: Measurement, fig: Figure) -> None:
     ax, bx = fig.subplots(1, 2)
     t = m.table.assign(W2=[f"x {w:g}" for w in m.table.w2])
     figures.points(ax, t[t.hidden == "randn"], x="W2", y="val_loss")
-    ax.set(title="Random hidden layer: val loss\nafter 200,000 steps", xlabel="W2 init",
+    ax.set(title=f"Random hidden layer: val loss\nafter {m.steps:,} steps", xlabel="W2 init",
            ylabel="val loss (nats)")
     figures.points(bx, t[t.hidden == "zero"], x="W2", y="distinct_units")
     bx.set(title="Zero hidden layer (W1 = b1 = 0):\ndistinct hidden units after training",
@@ -375,8 +374,8 @@ register(Claim(
                      "W2 x 0.01"),
     headline="step0_loss",
     finding="W2 = 0 gives {step0_loss:mean} nats at step 0 and ends {val_zero_minus_small} from "
-            "W2 x 0.01; with W1 = b1 = 0 too nothing learns, while W2 x 0.01 gives "
-            "{distinct_units_small:mean} distinct units.",
+            "W2 x 0.01; with W1 = b1 = 0 too, C, W1, b1, W2 move by {symmetric_change:mean}; "
+            "W2 x 0.01 gives {distinct_units_small:mean} distinct units.",
 ))
 
 # --- init.confident-right -----------------------------------------------------------------------
@@ -465,7 +464,7 @@ def figure_hockey_stick(m: Measurement, fig: Figure) -> None:
     figures.legend(ax)
     figures.points(bx, m.table, x="init", y="val_loss")
     figures.reference(bx, 2.17, "lecture, original")
-    figures.reference(bx, 2.13, "lecture, fix")
+    bx.axhline(2.13, color="0.6", linestyle="--", label="lecture, fix: 2.13")
     bx.set(title="Final val loss", xlabel="init", ylabel="val loss (nats)")
     figures.legend(bx)
     figures.caption(fig, m.metrics["val_fix"].n)

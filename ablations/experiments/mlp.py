@@ -30,10 +30,11 @@ import torch.nn.functional as F
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from ablations import figures
 from ablations.context import Context
 from ablations.experiments.runs import RunTemplate, Trained, build, member_specs, mlp_run
 from makemore.models import VOCAB_SIZE
-from makemore.modules import Module, Sequential
+from makemore.modules import ACTIVATIONS, Module, Sequential
 
 SATURATED = 0.99  # the lecture's threshold on |h| (L:63): a local gradient below 1 - 0.99^2
 SPAN = 0.99  # central share of a histogram's values that its visible span covers
@@ -84,6 +85,18 @@ def first_batch(trained: Trained) -> FirstBatch:
     grads = {name: p.grad.detach() for name, p in parameters(trained.model).items()}
     return FirstBatch(trained.members, trained.losses[0].numpy(), layer["hidden"].out,
                       layer["nonlinearity"].out, layer["output"].out, grads)
+
+
+def batch_stats(first: FirstBatch) -> pd.DataFrame:
+    """Per member, what the lecture reads off the first batch's histograms (L:49-51, L:62-64):
+    the visible span of the pre-activations (half-width of their central SPAN), the largest
+    |pre|, the share of |h| > SATURATED and the units above SATURATED on at least one example."""
+    pre, saturated = first.pre.flatten(1), first.hidden.abs() > SATURATED
+    edges = torch.quantile(pre, torch.tensor([(1 - SPAN) / 2, (1 + SPAN) / 2]), dim=1)
+    return first.members.assign(span=((edges[1] - edges[0]) / 2).numpy(),
+                                max_abs_pre=pre.abs().max(1).values.numpy(),
+                                saturated=saturated.flatten(1).double().mean(1).numpy(),
+                                units_saturated=saturated.any(1).sum(1).numpy())
 
 
 def at_init(ctx: Context, template: RunTemplate) -> Module:
@@ -269,6 +282,63 @@ def label_on_top(split: OnSplit) -> tuple[np.ndarray, np.ndarray]:
     return (top / split.counts.sum()).numpy(), ((losses * on_top).sum((1, 2)) / top).numpy()
 
 
+PEAK_SLOPE = {"sigmoid": 0.25}  # the largest local gradient; 1 for tanh and the ReLU family
+
+
+def local_gradient(x: torch.Tensor, name: str = "tanh",
+                   upstream: torch.Tensor | None = None) -> torch.Tensor:
+    """Autograd's gradient through the library's nonlinearity `name` for an upstream gradient
+    (ones: the element-wise local gradient)."""
+    leaf = x.detach().clone().requires_grad_(True)
+    out = ACTIVATIONS[name]()(leaf)
+    out.backward(torch.ones_like(out) if upstream is None else upstream)
+    return leaf.grad
+
+
+def tanh_backward(x: torch.Tensor, upstream: torch.Tensor) -> dict[str, float]:
+    """Backward through tanh for inputs x (x[0] = 0) with an upstream gradient g, in x's dtype:
+    the largest gain |grad| / |g| and its excess over 1 in ulps of 1, the gain's distance from 1
+    at x[0], the largest |grad| where t = +-1, autograd's distance from g (1 - t^2) in ulps of
+    |g|, and the smallest |x| at which the gradient is exactly 0."""
+    grad, t = local_gradient(x, upstream=upstream), torch.tanh(x)
+    gain, eps = grad.abs() / upstream.abs(), torch.finfo(x.dtype).eps
+    zero = x.abs()[grad == 0]
+    return {"max_gain": gain.max().item(), "gain_above_one": max(gain.max().item() - 1, 0) / eps,
+            "gain_at_zero_error": abs(gain[0].item() - 1),
+            "flat_gradient": (grad.abs() * (t.abs() == 1)).max().item(),
+            "formula_error_ulps": ((grad - upstream * (1 - t * t)).abs()
+                                   / (eps * upstream.abs())).max().item(),
+            "zero_from": zero.min().item() if len(zero) else math.inf}
+
+
+def tanh_curve(line: tuple[float, float, int]) -> pd.DataFrame:
+    """tanh and its local gradient along a line: autograd in float32 and float64, and the exact
+    derivative sech^2 = 1 - t^2 in float64."""
+    x = torch.linspace(*line)
+    return pd.DataFrame({"x": x.numpy(), "t": torch.tanh(x).numpy(),
+                         "float32": local_gradient(x).numpy(),
+                         "float64": local_gradient(x.double()).numpy(),
+                         "exact": (1 / torch.cosh(x.double()) ** 2).numpy()})
+
+
+def gradient_shares(split: OnSplit, name: str) -> dict[str, np.ndarray]:
+    """Per member, over the training split's (example, unit) entries of pre-activations passed
+    through nonlinearity `name`: the share whose local gradient is below 1 - 0.99^2 of its peak
+    (tanh's |h| > 0.99), the share exactly 0, and the share where being 0 and x <= 0 disagree."""
+    grad = local_gradient(split.pre, name)
+    blocked = grad < (1 - SATURATED**2) * PEAK_SLOPE.get(name, 1.0)
+    return {"blocked": split.share(blocked), "zero": split.share(grad == 0),
+            "mismatch": split.share((grad == 0) != (split.pre <= 0))}
+
+
+@torch.no_grad()
+def never_positive(ctx: Context, model: Module) -> torch.Tensor:
+    """(E, H): hidden units whose pre-activation is <= 0 on every training example (a ReLU that
+    never fires, a leaky ReLU that never leaves its 0.01 slope); False for a diverged member."""
+    pre = on_split(ctx, model).pre
+    return (pre <= 0).all(1) & torch.isfinite(pre).all(1)
+
+
 def one_large_logit(vocab: int, value: float, on_label: bool) -> float:
     """The loss of zero logits but one, `value`, on the label or on another class, in float64:
     ln(1 + (V - 1) e^-value) on the label, ln(e^value + V - 1) elsewhere."""
@@ -321,12 +391,53 @@ def largest_change(before: dict[str, torch.Tensor], after: dict[str, torch.Tenso
                         for n in names]).max(0).values.numpy()
 
 
+def changed_units(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(E, H): hidden units whose W1 column or b1 entry changed at all."""
+    return (after["W1"] != before["W1"]).any(1) | (after["b1"] != before["b1"])
+
+
+def knocked_off(ctx: Context, knock: Trained, recover: Trained) -> pd.DataFrame:
+    """Per member of a high-lr run and of the same run continued at lr / 10 (`recover`, whose
+    first steps must be `knock`'s): diverged or not, the share of hidden units that never fire
+    on the training split after the high-lr phase, and the share of those firing again after
+    the recovery; NaN for diverged members."""
+    phase = knock.losses.shape[0]
+    if not torch.equal(knock.losses.nan_to_num(), recover.losses[:phase].nan_to_num()):
+        raise RuntimeError("the recovery run does not start as the high-lr run: cannot pair them")
+    diverged = ~torch.isfinite(recover.losses).all(0).numpy()
+    dead, after = never_positive(ctx, knock.model), never_positive(ctx, recover.model)
+    revived = ((dead & ~after).sum(1) / dead.sum(1)).numpy()
+    return knock.members.assign(diverged=diverged,
+                                dead=np.where(diverged, np.nan, dead.double().mean(1).numpy()),
+                                revived=np.where(diverged, np.nan, revived))
+
+
+def rows_at(table: pd.DataFrame, **condition: float) -> pd.DataFrame:
+    """The rows whose columns equal the given numbers."""
+    mask = np.ones(len(table), dtype=bool)
+    for column, value in condition.items():
+        mask &= np.isclose(table[column], value)
+    return table[mask]
+
+
 def distinct_units(w1: torch.Tensor) -> np.ndarray:
     """How many different hidden units (W1 columns) each member (E, fan_in, H) has."""
     return np.array([torch.unique(member.T, dim=0).shape[0] for member in w1.detach()])
 
 
 # --- figures ------------------------------------------------------------------------------------
+
+
+def panel(ax: Axes, frame: pd.DataFrame, x: str, y: str, title: str, ylabel: str,
+          hue: str | None = None, reference: tuple[float, str] | None = None,
+          **settings: Any) -> None:
+    """One panel of categories (mean, 95% CI over seeds, every seed) with an optional labelled
+    reference line for the source's value."""
+    figures.points(ax, frame, x=x, y=y, hue=hue)
+    if reference is not None:
+        figures.reference(ax, *reference)
+    ax.set(title=title, ylabel=ylabel, **{"xlabel": "", **settings})
+    figures.legend(ax)
 
 
 def uniform_line(ax: Axes, vocab: int = VOCAB_SIZE) -> None:
