@@ -297,9 +297,9 @@ def measure_dead_relu_lr(ctx: Context, runs: dict[str, Trained]) -> Measurement:
     (mlp.knocked_off); control: leaky ReLU. Diverged members are counted, not judged."""
     short = mlp.knocked_off(ctx, runs["knock"], runs["recover"]).assign(length="stated")
     long = mlp.knocked_off(ctx, runs["knock_long"], runs["recover_long"]).assign(length="2x")
-    short["leaky_negative"] = np.where(runs["leaky"].losses.isfinite().all(0).numpy(), mlp.
-                                       never_positive(ctx, runs["leaky"].model).double().mean(1)
-                                       .numpy(), np.nan)
+    leaky = mlp.never_positive(runs["leaky"].model, mlp.split_counts(ctx)[0])
+    short["leaky_negative"] = np.where(runs["leaky"].losses.isfinite().all(0).numpy(),
+                                       leaky.double().mean(1).numpy(), np.nan)
     s, w = (frame.pivot(index="seed", columns="lr") for frame in (short, long))  # seed x lr
     top, base = max(RELU_LRS), min(RELU_LRS)
     metrics = {"dead_top": s.dead[top], "dead_base": s.dead[base], "revived": s.revived[top],

@@ -332,10 +332,13 @@ def gradient_shares(split: OnSplit, name: str) -> dict[str, np.ndarray]:
 
 
 @torch.no_grad()
-def never_positive(ctx: Context, model: Module) -> torch.Tensor:
-    """(E, H): hidden units whose pre-activation is <= 0 on every training example (a ReLU that
-    never fires, a leaky ReLU that never leaves its 0.01 slope); False for a diverged member."""
-    pre = on_split(ctx, model).pre
+def never_positive(model: Module, contexts: torch.Tensor) -> torch.Tensor:
+    """(E, H): hidden units whose pre-activation is <= 0 on every one of the contexts (a ReLU
+    that never fires, a leaky ReLU that never leaves its 0.01 slope); False if it is not finite
+    (a diverged member)."""
+    members = model.parameters()[0].shape[0]
+    model(contexts.to(model.parameters()[0].device).unsqueeze(0).expand(members, -1, -1))
+    pre = parts(model)["hidden"].out.cpu()
     return (pre <= 0).all(1) & torch.isfinite(pre).all(1)
 
 
@@ -405,7 +408,8 @@ def knocked_off(ctx: Context, knock: Trained, recover: Trained) -> pd.DataFrame:
     if not torch.equal(knock.losses.nan_to_num(), recover.losses[:phase].nan_to_num()):
         raise RuntimeError("the recovery run does not start as the high-lr run: cannot pair them")
     diverged = ~torch.isfinite(recover.losses).all(0).numpy()
-    dead, after = never_positive(ctx, knock.model), never_positive(ctx, recover.model)
+    contexts = split_counts(ctx)[0]
+    dead, after = never_positive(knock.model, contexts), never_positive(recover.model, contexts)
     revived = ((dead & ~after).sum(1) / dead.sum(1)).numpy()
     return knock.members.assign(diverged=diverged,
                                 dead=np.where(diverged, np.nan, dead.double().mean(1).numpy()),
