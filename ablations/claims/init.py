@@ -347,7 +347,8 @@ def figure_zero_weights(m: Measurement, fig: Figure) -> None:
     figures.points(bx, t[t.hidden == "zero"], x="W2", y="distinct_units")
     bx.set(title="Zero hidden layer (W1 = b1 = 0):\ndistinct hidden units after training",
            xlabel="W2 init", ylabel="distinct W1 columns (of 200)", ylim=(0, 210))
-    figures.caption(fig, m.metrics["step0_loss"].n)
+    figures.caption(fig, m.metrics["step0_loss"].n, f"W2 = 0 at step 0: "
+                    f"{m.metrics['step0_loss'].mean:.6f} nats; ln 27 = {LN_27:.6f}")
 
 
 SYMMETRY = (

@@ -74,8 +74,7 @@ register(Claim(
 
 # --- tanh.local-gradient ------------------------------------------------------------------------
 
-LINE = (-20.0, 20.0, 8001)  # a dense line through both flat tails
-INPUT_STD = 5.0  # random inputs spread like the plain init's pre-activations
+LINE, INPUT_STD = (-20.0, 20.0, 8001), 5.0  # through both tails; spread like the plain init
 
 
 @measures(max_gain="", gain_above_one="ulps", gain_at_zero_error="", flat_gradient="",
@@ -84,7 +83,7 @@ def measure_local_gradient(ctx: Context, line: tuple[float, float, int],
                            input_std: float) -> Measurement:
     """Per seed and float dtype: 0, a dense line and ctx.profile.samples * 100 random inputs,
     each with a random upstream gradient, through tanh's backward (mlp.tanh_backward)."""
-    rows = []
+    rows: list[dict] = []
     for seed in ctx.seeds:
         gen = torch.Generator().manual_seed(seed)
         x = torch.cat([torch.zeros(1), torch.linspace(*line),
@@ -110,8 +109,7 @@ def figure_local_gradient(m: Measurement, fig: Figure) -> None:
     figures.legend(ax)
     tail.clip(lower=1e-40).plot(x="x", y=["exact", "float64", "float32"], ax=bx)
     bx.set(yscale="log", ylim=(1e-20, 2), title="The tail: exactly 0 once t rounds to 1",
-           xlabel="input x",
-           ylabel="local gradient (0 drawn at 1e-40)")
+           xlabel="input x", ylabel="local gradient (0 drawn at 1e-40)")
     figures.legend(bx, loc="lower left")
     figures.caption(fig, m.metrics["max_gain"].n, "curves: one line of inputs")
 
@@ -140,13 +138,15 @@ DEAD_STEPS = 10_000  # a stated length for a network the lecture never trained; 
 DEAD_BIAS = 20.0  # b1 = randn x 20: some units sit in a flat tail on every training example
 DEAD_BIASED = {steps: mlp_run("original", steps, b1=DEAD_BIAS, decay=None)
                for steps in (DEAD_STEPS, 2 * DEAD_STEPS)}
+DEAD_FIRST = mlp.first_step("original", b1=DEAD_BIAS)  # the same init's first iteration
 
 
-@measures(dead_units="units", dead_on_batch="units", dead_learned="", dead_learned_long="",
-          live_learned="", nearly_dead_learned="")
+@measures(dead_units="units", dead_on_batch="units", dead_gradient="", dead_learned="",
+          dead_learned_long="", live_learned="", nearly_dead_learned="")
 def measure_dead_neuron(ctx: Context, runs: dict[str, Trained]) -> Measurement:
     """Dead = |h| > 0.99 on every training example (L:65-67), at the plain init. With b1 x 20:
-    units changed by training, by state at init (+-1 everywhere, L:67; above 0.99; live)."""
+    the step-0 gradient of units at +-1 everywhere (L:67), and the units changed by training,
+    by their state at init (+-1 everywhere; above 0.99; live)."""
     plain = mlp.on_split(ctx, mlp.at_init(ctx, PLAIN)).hidden.abs() > mlp.SATURATED
     batch = mlp.first_batch(runs["plain"]).hidden.abs() > mlp.SATURATED
     model = mlp.at_init(ctx, DEAD_BIASED[DEAD_STEPS])
@@ -157,8 +157,11 @@ def measure_dead_neuron(ctx: Context, runs: dict[str, Trained]) -> Measurement:
         moved = mlp.changed_units(init, mlp.parameters(runs[run].model))
         return ((moved & units).sum(1) / units.sum(1)).numpy()
 
+    grads = mlp.first_batch(runs["biased_first"]).grads
+    gradient = torch.maximum(grads["W1"].abs().amax(1), grads["b1"].abs()) * complete
     table = runs["plain"].members.assign(
         dead_units=plain.all(1).sum(1).numpy(), dead_on_batch=batch.all(1).sum(1).numpy(),
+        dead_gradient=gradient.amax(1).numpy(),
         completely_dead=complete.sum(1).numpy(), nearly_dead=(white & ~complete).sum(1).numpy(),
         dead_learned=learned("biased", complete), live_learned=learned("biased", ~white),
         dead_learned_long=learned("biased_long", complete),
@@ -166,7 +169,8 @@ def measure_dead_neuron(ctx: Context, runs: dict[str, Trained]) -> Measurement:
     metrics = {name: Metric.finite(table[name]) for name in (
         "dead_learned", "dead_learned_long", "live_learned", "nearly_dead_learned")}
     metrics.update(dead_units=Metric.of(table.dead_units, "units"),
-                   dead_on_batch=Metric.of(table.dead_on_batch, "units"))
+                   dead_on_batch=Metric.of(table.dead_on_batch, "units"),
+                   dead_gradient=Metric.of(table.dead_gradient))
     return Measurement(table, metrics, steps=runs["biased"].steps)
 
 
@@ -175,20 +179,17 @@ def figure_dead_neuron(m: Measurement, fig: Figure) -> None:
     dead = mlp.long_form(m.table, {"dead_on_batch": "first batch (32)",
                                    "dead_units": "training split"}, "units")
     mlp.panel(ax, dead, "what", "units", "Plain init: dead units (|h| > 0.99\non every example)",
-              "units of 200", reference=(0.0, "lecture"),
-              ylim=(-0.5, max(3, m.table.dead_on_batch.max() + 1)))
-    learned = mlp.long_form(m.table, {"dead_learned": "exactly +-1\neverywhere", "live_learned":
-                                      "live", "nearly_dead_learned": "above 0.99\neverywhere"},
-                            "share")
+              "units of 200", reference=(0.0, "lecture"), ylim=(-0.5, 3))
+    learned = mlp.long_form(m.table, {"dead_learned": "+-1\neverywhere", "live_learned": "live",
+                                      "nearly_dead_learned": "above 0.99\neverywhere"}, "share")
     mlp.panel(bx, learned, "what", "share", f"b1 x {DEAD_BIAS:g}: units that changed\nin "
               "training, by their state at init", "share of those units", ylim=(-0.05, 1.05))
     figures.caption(fig, m.metrics["dead_units"].n)
 
 
-NEVER_LEARN = (
-    NeedsSteps(DEAD_STEPS),
-    Exact("dead_learned", "exactly zero", why="a unit at +-1 on every example gets no gradient"),
-    Exact("dead_learned_long", "exactly zero", why="convergence control: still none at 2x"),
+NO_GRADIENT = (
+    NeedsSteps(DEAD_STEPS), Near("dead_units", "no dead unit at the lecture's init"),
+    Exact("dead_gradient", "exactly zero", why="a unit at +-1 on every example gets no gradient"),
     Above("live_learned", "more than half", why="control: training does move the live units"),
 )
 
@@ -197,18 +198,19 @@ register(Claim(
     statement="A unit is dead when it is saturated for every input of the data set: it gets no "
               "gradient and never learns. At the lecture's init no unit is dead",
     source=Source("L", "62-67"), measure=measure_dead_neuron, figure=figure_dead_neuron,
-    runs={"plain": PLAIN, "biased": DEAD_BIASED[DEAD_STEPS],
+    runs={"plain": PLAIN, "biased_first": DEAD_FIRST, "biased": DEAD_BIASED[DEAD_STEPS],
           "biased_long": DEAD_BIASED[2 * DEAD_STEPS]},
     rules=Rules(
-        reproduced=(Near("dead_units", "no dead unit at the lecture's init"), *NEVER_LEARN),
-        partly=NEVER_LEARN,
-        partly_means="dead units never learn, but the lecture's init has {dead_units} of them "
-                     "over the training split"),
+        reproduced=(*NO_GRADIENT, Exact("dead_learned", "exactly zero", why="never learns"),
+                    Exact("dead_learned_long", "exactly zero", why="nor by 2x the length")),
+        partly=NO_GRADIENT,
+        partly_means="a unit at +-1 everywhere gets no gradient, but not for ever: "
+                     "{dead_learned:pct} come back as the embedding moves their inputs and then "
+                     "learn ({dead_learned_long:pct} by 2x)"),
     headline="dead_units",
-    finding="The plain init has {dead_units:mean} dead units on the training split "
-            "({dead_on_batch:mean} on the first batch); of units at +-1 everywhere "
-            "{dead_learned:pct} change in training, of those just above 0.99 "
-            "{nearly_dead_learned:pct}.",
+    finding="The plain init has {dead_units:mean} dead units on the split ({dead_on_batch:mean} on "
+            "the first batch); units at +-1 everywhere get gradient {dead_gradient:mean} yet "
+            "{dead_learned:pct} revive; {nearly_dead_learned:pct} of those above 0.99 learn.",
 ))
 
 # --- tanh.other-nonlinearities ------------------------------------------------------------------
@@ -314,9 +316,8 @@ def measure_dead_relu_lr(ctx: Context, runs: dict[str, Trained]) -> Measurement:
 
 def figure_dead_relu_lr(m: Measurement, fig: Figure) -> None:
     ax = fig.add_subplot()
-    stated = m.table[m.table.length == "stated"]
-    long = mlp.long_form(stated, {"dead": "ReLU: never fires", "leaky_negative":
-                                  "leaky ReLU: never positive"}, "share", ("seed", "lr"))
+    names = {"dead": "ReLU: never fires", "leaky_negative": "leaky ReLU: never positive"}
+    long = mlp.long_form(m.table[m.table.length == "stated"], names, "share", ("seed", "lr"))
     figures.lines(ax, long.dropna(), x="lr", y="share", hue="what")
     figures.reference(ax, 0.1, "lecture's lr", axis="x")
     mlp.plain_log_axis(ax, "x")
@@ -330,7 +331,6 @@ KNOCKED_OFF = (
     NeedsSteps(KNOCK_STEPS),
     Above("excess_dead", 0.0, why="more ReLU units die at the top lr than at the lecture's"),
     Above("excess_dead_long", 0.0, why="convergence control: the same at 2x the length"),
-    Above("relu_minus_leaky", 0.0, why="control: fewer leaky ReLU units get stuck"),
 )
 
 register(Claim(
@@ -341,11 +341,12 @@ register(Claim(
     rules=Rules(
         reproduced=(*KNOCKED_OFF,
                     Exact("revived", "exactly zero", why="for good: none fires again"),
-                    Exact("revived_long", "exactly zero", why="nor at 2x the length")),
+                    Exact("revived_long", "exactly zero", why="nor at 2x the length"),
+                    Above("relu_minus_leaky", 0.0, why="L:75: leaky ReLU units get stuck less")),
         partly=KNOCKED_OFF,
-        partly_means="a high lr knocks ReLU units off ({dead_top:pct} at the top lr), but not "
-                     "for good: {revived:pct} of them fire again at lr / 10 "
-                     "({revived_long:pct} at 2x)"),
+        partly_means="a high lr knocks ReLU units off ({dead_top:pct} at the top lr), but "
+                     "{revived:pct} of them fire again at lr / 10 ({revived_long:pct} at 2x); "
+                     "ReLU minus leaky ReLU stuck: {relu_minus_leaky}"),
     headline="dead_top",
     finding=f"After lr {max(RELU_LRS):g}, " "{dead_top:pct} of ReLU units never fire (lr "
             f"{min(RELU_LRS):g}: " "{dead_base:pct}; leaky ReLU: {leaky_negative_top:pct}); "
@@ -358,8 +359,7 @@ register(Claim(
 @measures(span_tenth="", units_saturated_tenth="units", span_fifth="", val_fix="nats",
           improvement="nats")
 def measure_fix(ctx: Context, runs: dict[str, Trained]) -> Measurement:
-    """The first batch at W1 x 0.1 and x 0.2 (b1 x 0.01): visible span, units above 0.99; the val
-    loss after 200,000 steps from W1 x 0.2 against the output fix alone, seed by seed."""
+    """First batch at W1 x 0.1, 0.2: span, units above 0.99; val loss vs the output fix alone."""
     first = mlp.batch_stats(mlp.first_batch(runs["scaled"]))
     tenth, fifth = mlp.rows_at(first, w1=0.1), mlp.rows_at(first, w1=0.2)
     fixed, softmax = runs["fix_tanh"], runs["fix_softmax"]
@@ -415,8 +415,7 @@ register(Claim(
 
 @measures(val_small_bias="nats", val_zero_bias="nats", help="nats")
 def measure_small_bias(ctx: Context, runs: dict[str, Trained]) -> Measurement:
-    """The fix-tanh MLP trained the lecture's 200,000 steps with b1 = randn x 0.01 and with
-    b1 = 0 (the same draws otherwise), seed by seed: how much the small bias helps."""
+    """The fix-tanh MLP trained 200,000 steps, b1 x 0.01 against b1 = 0 (same draws), paired."""
     small, zero = runs["small_bias"], runs["zero_bias"]
     table = pd.concat([small.losses_frame().assign(b1="randn x 0.01"), zero.losses_frame()
                        .assign(b1="0", help=zero.val_loss - small.val_loss)], ignore_index=True)
@@ -463,8 +462,7 @@ GAINS = {"gain_plain": "", "gain_bn": "_bn", "gain_plain_long": "_long", "gain_b
 
 @measures(**dict.fromkeys(GAINS, "nats"))
 def measure_relu_deep(ctx: Context, runs: dict[str, Trained]) -> Measurement:
-    """DEPTH layers, tanh and ReLU with their own Kaiming gains, without and with BN, trained
-    SWEEP_STEPS and CONTROL_STEPS: how much lower ReLU's val loss is, seed by seed."""
+    """Depth 20, tanh and ReLU (own Kaiming gains), without and with BN, 1x and 2x the steps."""
     table = pd.concat([run.losses_frame().assign(arm=name, nonlinearity=name.split("_")[0],
                                                  bn="_bn" in name, steps=run.steps)
                        for name, run in runs.items()], ignore_index=True)

@@ -332,14 +332,19 @@ def gradient_shares(split: OnSplit, name: str) -> dict[str, np.ndarray]:
 
 
 @torch.no_grad()
-def never_positive(model: Module, contexts: torch.Tensor) -> torch.Tensor:
+def never_positive(model: Module, contexts: torch.Tensor, chunk: int = 512) -> torch.Tensor:
     """(E, H): hidden units whose pre-activation is <= 0 on every one of the contexts (a ReLU
     that never fires, a leaky ReLU that never leaves its 0.01 slope); False if it is not finite
-    (a diverged member)."""
-    members = model.parameters()[0].shape[0]
-    model(contexts.to(model.parameters()[0].device).unsqueeze(0).expand(members, -1, -1))
-    pre = parts(model)["hidden"].out.cpu()
-    return (pre <= 0).all(1) & torch.isfinite(pre).all(1)
+    (a diverged member). Only the layers up to the hidden Linear run, chunk by chunk."""
+    members, device = model.parameters()[0].shape[0], model.parameters()[0].device
+    never, finite = True, True
+    for start in range(0, len(contexts), chunk):
+        pre = contexts[start:start + chunk].to(device).unsqueeze(0).expand(members, -1, -1)
+        for layer in model.layers[:3]:  # embedding, flatten, hidden Linear
+            pre = layer(pre)
+        never = never & (pre <= 0).all(1).cpu()
+        finite = finite & torch.isfinite(pre).all(1).cpu()
+    return never & finite
 
 
 def one_large_logit(vocab: int, value: float, on_label: bool) -> float:
