@@ -22,13 +22,7 @@ from typing import Any
 import numpy as np
 
 from ablations.context import Context
-from ablations.experiments.runs import (
-    MemberSpec,
-    member_specs,
-    missing_groups,
-    train_group,
-    trained,
-)
+from ablations.experiments.runs import MemberSpec, member_specs, missing_groups, train_group, trained
 from ablations.figures import new_figure
 from ablations.registry import Claim
 from ablations.results import (

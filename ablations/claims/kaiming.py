@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ablations import figures
-from ablations.checks import Near, NeedsSteps, Negligible
+from ablations.checks import NeedsSteps, Near, Negligible
 from ablations.context import LECTURE_STEPS, Context
 from ablations.experiments.runs import Trained, mlp_run
 from ablations.measurement import Measurement, Metric
