@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ablations.measurement import Measurement, Metric, fmt, paired
-from ablations.tolerances import Reading, Tolerance, reading, scale
+from ablations.tolerances import Reading, Scale, Tolerance, reading, scale
 
 Ref = str | tuple[str, str]
 # A partial measurement built by `complete`: metric name -> Metric, "prediction:<name>" -> float,
