@@ -123,6 +123,53 @@ TOLERANCES: dict[str, Tolerance] = {
         "a correctly rounded operation is within 0.5 ulp; a few chained operations within a "
         "few ulps"),
     # --- family init, tanh ----------------------------------------------------------------------
+    "the lecture's step-0 loss 27": Reading(
+        27.0, "truncated", digits=0, single_run=True,
+        why="L:20 and L:33 give the first iteration's loss, one batch of 32 of one run, as 27; "
+            "the transcript cuts its numbers (ln 27 = 3.2958 is '3.29', L:23), so 27 is "
+            "[27, 28)"),
+    "ln 4 as 1.38": Reading(
+        1.38, "truncated",
+        "L:26 gives the loss of four equal logits, ln 4 = 1.3863, as 1.38: cut to two decimals "
+        "as L:23 cuts ln 27"),
+    "about ln 27 at step 0": Reading(
+        3.29, "about", relative=0.01, single_run=True,
+        why="L:41 calls the first iteration's loss with W2 x 0.01 and b2 = 0 'close enough' to "
+            "the expected 3.29 (L:23), one batch of one run, where W2 x 0.1 was only 'much "
+            "closer' (L:37): read as within 1% of 3.29"),
+    "+-15 read off the histogram": Reading(
+        15.0, "about", relative=1 / 6, single_run=True,
+        why="L:51: pre-activations 'between negative 15 and 15', read off a 50-bin histogram of "
+            "the first batch (32 x 200 values) of one run whose axis ticks stand 5 apart: the "
+            "edge is read to half a tick, +-2.5"),
+    "+-1.5 read off the histogram": Reading(
+        1.5, "about", relative=1 / 6, single_run=True,
+        why="L:79: 'between -1.5 and 1.5' after W1 x 0.1, read off the same histogram of one "
+            "run's first batch with ticks 0.5 apart: half a tick, +-0.25"),
+    "no unit above 0.99 at W1 x 0.1": Reading(
+        0.0, "rounded", digits=0, single_run=True,
+        why="L:79: after W1 x 0.1 'no neurons that are saturated above 0.99' in the first batch "
+            "of one run: a count of zero"),
+    "no dead unit at the lecture's init": Reading(
+        0.0, "rounded", digits=0, single_run=True,
+        why="L:66: at the plain-randn init 'I don't see a single neuron that is all white', in "
+            "one run: a count of zero"),
+    "several thousand iterations": Reading(
+        3000.0, "magnitude", single_run=True,
+        why="L:44: the bad init spends 'probably ... the first several thousand iterations' "
+            "squashing the weights: an order-of-magnitude guess about one run"),
+    "more than half": Scale(
+        0.5, "",
+        "the lecture's 'most' (L:50 'most of the values', L:64 'a lot of this tensor'): a share "
+        "above one half"),
+    "exactly zero": Scale(
+        0.0, "",
+        "an identity of floating-point arithmetic (a product with an exact 0, a parameter that "
+        "gets no gradient stays bit for bit): any deviation at all falsifies it"),
+    "a confident guess": Scale(
+        -math.log(0.9), "nats",
+        "L:28 'a very low loss' from giving the correct label a high probability by chance: a "
+        "loss below -ln 0.9 means the label gets more than 90% of the probability"),
     # --- family kaiming, stack, diag ------------------------------------------------------------
     # --- family bn (the MLP, BatchNorm itself) --------------------------------------------------
     "roughly zero": Reading(
