@@ -122,6 +122,11 @@ TOLERANCES: dict[str, Tolerance] = {
         4.0, "ulps",
         "a correctly rounded operation is within 0.5 ulp; a few chained operations within a "
         "few ulps"),
+    "exactly zero": Scale(
+        0.0, "",
+        "a count, an initial value, a bitwise comparison or an identity of floating-point "
+        "arithmetic (a product with an exact 0; a parameter that gets no gradient stays bit for "
+        "bit): any nonzero value is a difference"),
     # --- family init, tanh ----------------------------------------------------------------------
     "the lecture's step-0 loss 27": Reading(
         27.0, "truncated", digits=0, single_run=True,
@@ -162,10 +167,6 @@ TOLERANCES: dict[str, Tolerance] = {
         0.5, "",
         "the lecture's 'most' (L:50 'most of the values', L:64 'a lot of this tensor'): a share "
         "above one half"),
-    "exactly zero": Scale(
-        0.0, "",
-        "an identity of floating-point arithmetic (a product with an exact 0, a parameter that "
-        "gets no gradient stays bit for bit): any deviation at all falsifies it"),
     "a confident guess": Scale(
         -math.log(0.9), "nats",
         "L:28 'a very low loss' from giving the correct label a high probability by chance: a "
@@ -180,9 +181,6 @@ TOLERANCES: dict[str, Tolerance] = {
         1.0, "rounded", digits=0,
         why="L:166 'the standard deviation roughly one' (L:124 'a unit or one standard "
             "deviation'): a one-digit number, read as rounded to a whole number"),
-    "exactly zero": Scale(
-        0.0, "",
-        "a count, an initial value or a bitwise comparison: any nonzero value is a difference"),
     "rounding of a batch standardisation": Scale(
         64.0, "ulps",
         "in ulps of a unit's conditioning u (1 + |mean| / std), what centring x - mean costs: a "

@@ -32,9 +32,10 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ablations import figures
 from ablations.context import Context
-from ablations.experiments.runs import RunTemplate, Trained, build, member_specs, mlp_run
+from ablations.experiments.runs import RunTemplate, Trained, member_specs, mlp_run
 from makemore.models import VOCAB_SIZE
 from makemore.modules import ACTIVATIONS, Module, Sequential
+from makemore.runs import build
 
 SATURATED = 0.99  # the lecture's threshold on |h| (L:63): a local gradient below 1 - 0.99^2
 SPAN = 0.99  # central share of a histogram's values that its visible span covers
