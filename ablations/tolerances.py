@@ -223,6 +223,36 @@ TOLERANCES: dict[str, Tolerance] = {
         "orders of magnitude less than beta; 1e-3 leaves a factor 500 for the conditioning "
         "and the accumulation over steps"),
     # --- family bn (the deep network) -----------------------------------------------------------
+    "the BN net's tanh std 0.65": Reading(
+        0.65, "about", relative=0.02 / 0.65, single_run=True,
+        why="L:354 'roughly 0.65' throughout the layers of the BN net, read off one run after "
+            "1,000 steps; the notebook prints per-layer stds of 0.63-0.65 and calls them that, "
+            "so 'roughly' spans at least 0.02 either side"),
+    "a tanh std unaffected by the gain": Reading(
+        0.0, "rounded", digits=2,
+        why="L:356 'exactly unaffected'; the lecture's plots print layer stds to two decimals, "
+            "so a shift under 0.005 cannot show"),
+    "the update-ratio guide -3": Scale(
+        -3.0, "log10", "the lecture's black guide line at 1e-3 (L:336, L:355, L:371)"),
+    # The decent range of an update ratio, as the diag family reads it (identical entries in its
+    # section on branch claims-kaiming-stack-diag: keep one copy when merging).
+    "update ratio: floor of the decent range": Scale(
+        -3.5, "log10",
+        "midway between 'roughly one in negative three' (L:336) and an update '10,000 times' "
+        "smaller than the data, 'way too small' (L:343): below it updates are far below -3"),
+    "update ratio: ceiling of the decent range": Scale(
+        -2.0, "log10",
+        "midway between 'a little bit on the higher side ... somewhere around negative 2.5 ... "
+        "a decent setting' (L:344) and 'learning way too fast, with ratios of negative one or "
+        "negative 1.5' (L:346)"),
+    "the notebook's step-0 loss 3.2870": Reading(
+        3.2870, "rounded", digits=4, single_run=True,
+        why="the notebook prints the step-0 loss of the BN deep net (gain 1.0, last BN's gamma "
+            "x 0.1) on one batch of 32 of one run, to four decimals"),
+    "no failed run": Scale(
+        0.0, "runs",
+        "'quite reliably ... it basically just worked' (L:123): a count of runs that did not "
+        "train, so any failure is one too many"),
     # --- family bias, misc ----------------------------------------------------------------------
 }
 
