@@ -88,7 +88,7 @@ def figure_gain_robust(m: Measurement, fig: Figure) -> None:
     left.set(title="Tanh std (mean of 5 layers)", ylabel="std of tanh output")
     figures.lines(right, m.table.dropna(subset=["ratio"]), x="gain", y="ratio")
     ratio_band(right)
-    right.set(title="Update ratios with BN, steps 500-1,000", ylabel="log10 update:data, Linear")
+    right.set(title="Update ratios with BN", ylabel="log10 update:data, steps 500-1,000")
     for ax, corner in ((left, "lower right"), (right, "lower left")):
         log_axis(ax, GAINS)
         ax.set_xlabel("gain of every Linear")
@@ -303,7 +303,7 @@ def figure_last_layer_gamma(m: Measurement, fig: Figure) -> None:
     log_axis(ax, SCALES)
     ax.set(title="Step-0 loss with the last layer scaled", xlabel="scale factor",
            ylabel="step-0 loss (nats)")
-    figures.legend(ax, loc="upper left")
+    figures.legend(ax)
     figures.caption(fig, m.metrics["loss_gamma"].n, "one batch of 32 per seed, as at step 0")
 
 
@@ -331,7 +331,7 @@ register(Claim(
 # --- bn.placement and bn.context-bottleneck: the lecture's length -------------------------------
 
 STANDARD = deep_run("lecture", **LECTURE_BN)  # gain 5/3, lr 0.1 then 0.01 from 150,000
-PLACEMENTS = {"before": "before tanh + last\n(standard)", "after": "after tanh + last",
+PLACEMENTS = {"before": "before tanh\n+ last BN\n(standard)", "after": "after tanh\n+ last BN",
               "no_last": "before tanh,\nno last BN"}
 
 
@@ -349,7 +349,7 @@ def figure_placement(m: Measurement, fig: Figure) -> None:
     right = final_losses_figure(fig, m, "placement", {"after tanh\n- before": "after_cost",
                                                       "last BN\n- none": "last_cost"})
     figures.reference(right, 0.0, "lecture: very similar, fine")
-    figures.legend(right, loc="lower right")
+    figures.legend(right)
 
 
 register(Claim(
@@ -397,7 +397,7 @@ def figure_context_bottleneck(m: Measurement, fig: Figure) -> None:
     right = final_losses_figure(fig, m, "condition", {"twice the\ncontext": "context_gain",
                                                       "twice the\ntraining": "optimisation_gain"})
     right.set_ylabel("val loss gained (nats)")
-    figures.legend(right, loc="upper right")
+    figures.legend(right)
 
 
 register(Claim(
@@ -466,12 +466,13 @@ def figure_deeper_nets(m: Measurement, fig: Figure) -> None:
               ("failed", "Runs that did not train", "fraction of seeds"))
     for i, (value, title, ylabel) in enumerate(panels):
         ax = fig.add_subplot(1, 2, i + 1)
-        figures.lines(ax, t, x="depth", y=value, hue="network", style="length")
+        figures.lines(ax, t, x="depth", y=value, hue="network", style="length", markers=False)
         log_axis(ax, DEPTHS)
         ax.set(title=title, xlabel="hidden layers (gain 5/3, lr 0.1)", ylabel=ylabel)
-    figures.reference(fig.axes[0], m.metrics["unigram"].mean, "unigram entropy")
-    figures.legend(fig.axes[0], loc="upper left")
-    fig.axes[1].legend().set_visible(False)  # one legend for both panels
+    left, right = fig.axes
+    figures.reference(left, m.metrics["unigram"].mean, "unigram entropy")
+    left.legend(handles=left.lines[-1:], fontsize=7)
+    figures.legend(right, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figures.caption(fig, m.metrics["advantage_50"].n)
 
 

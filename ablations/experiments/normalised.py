@@ -170,7 +170,7 @@ def final_losses_figure(fig: Figure, m: Measurement, column: str,
     figures.points(left, long, x=column, y="loss", hue="split", seeds=False)
     left.set(title="Whole-split losses", xlabel="", ylabel="loss (nats)")
     left.tick_params(axis="x", labelsize=7)
-    figures.legend(left, loc="upper right")
+    figures.legend(left)
     frame = pd.concat([pd.DataFrame({"change": label, "value": m.metrics[name].samples})
                        for label, name in pairs.items()])
     figures.points(right, frame, x="change", y="value")
