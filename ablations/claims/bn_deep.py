@@ -15,11 +15,11 @@ from ablations import figures
 from ablations.checks import Above, Below, Exact, Monotone, Near, NeedsSteps, Negligible
 from ablations.context import LECTURE_DIAG_STEPS, LECTURE_STEPS, Context
 from ablations.experiments import deep
+from ablations.experiments.batchnorm import final_losses
 from ablations.experiments.normalised import (
     LECTURE_BN,
     NETWORKS,
     final_losses_figure,
-    labelled_losses,
     log_axis,
     per_member,
     ratio_band,
@@ -40,8 +40,7 @@ from ablations.verdicts import Rules
 
 FLOOR, CEILING = ("update ratio: floor of the decent range",
                   "update ratio: ceiling of the decent range")
-UNAFFECTED = "a tanh std unaffected by the gain"
-STD_065 = "the BN net's tanh std 0.65"
+UNAFFECTED, STD_065 = "a tanh std unaffected by the gain", "the BN net's tanh std 0.65"
 SAME_LOSS, LOSS_GAIN = "practically identical loss", "a loss gain worth the name"
 
 
@@ -338,16 +337,17 @@ PLACEMENTS = {"before": "before tanh\n+ last BN\n(standard)", "after": "after ta
 @measures(val_before="nats", after_cost="nats", last_cost="nats")
 def measure_placement(ctx: Context, runs: dict[str, Trained]) -> Measurement:
     """Val loss of the deep network with BN in each place, trained as in the lecture."""
-    table, val = labelled_losses(runs, PLACEMENTS, "placement")
-    metrics = {"val_before": Metric.of(val["before"], "nats"),
-               "after_cost": Metric.of(val["after"] - val["before"], "nats"),
-               "last_cost": Metric.of(val["before"] - val["no_last"], "nats")}
-    return Measurement(table, metrics, steps=shortest(runs))
+    losses = final_losses(runs, **PLACEMENTS)
+    val = {k: np.asarray(losses.metrics[f"val_{k}"].samples) for k in PLACEMENTS}
+    losses.metrics = {"val_before": Metric.of(val["before"], "nats"),
+                      "after_cost": Metric.of(val["after"] - val["before"], "nats"),
+                      "last_cost": Metric.of(val["before"] - val["no_last"], "nats")}
+    return losses
 
 
 def figure_placement(m: Measurement, fig: Figure) -> None:
-    right = final_losses_figure(fig, m, "placement", {"after tanh\n- before": "after_cost",
-                                                      "last BN\n- none": "last_cost"})
+    right = final_losses_figure(fig, m, "run", {"after tanh\n- before": "after_cost",
+                                                "last BN\n- none": "last_cost"})
     figures.reference(right, 0.0, "lecture: very similar, fine")
     figures.legend(right)
 
@@ -385,17 +385,18 @@ def measure_context_bottleneck(ctx: Context, runs: dict[str, Trained]) -> Measur
     """Val loss of the BN deep network at the lecture's context and length, with twice the
     context, and with twice the training (the same schedule, stretched): what each gains, and
     how much more the context gains than the training."""
-    table, val = labelled_losses(runs, CONDITIONS, "condition")
-    metrics = {"val_block3": Metric.of(val["block3"], "nats"),
-               "context_gain": Metric.of(val["block3"] - val["block6"], "nats"),
-               "optimisation_gain": Metric.of(val["block3"] - val["longer"], "nats"),
-               "context_over_training": Metric.of(val["longer"] - val["block6"], "nats")}
-    return Measurement(table, metrics, steps=shortest(runs))
+    losses = final_losses(runs, **CONDITIONS)
+    val = {k: np.asarray(losses.metrics[f"val_{k}"].samples) for k in CONDITIONS}
+    losses.metrics = {"val_block3": Metric.of(val["block3"], "nats"),
+                      "context_gain": Metric.of(val["block3"] - val["block6"], "nats"),
+                      "optimisation_gain": Metric.of(val["block3"] - val["longer"], "nats"),
+                      "context_over_training": Metric.of(val["longer"] - val["block6"], "nats")}
+    return losses
 
 
 def figure_context_bottleneck(m: Measurement, fig: Figure) -> None:
-    right = final_losses_figure(fig, m, "condition", {"twice the\ncontext": "context_gain",
-                                                      "twice the\ntraining": "optimisation_gain"})
+    right = final_losses_figure(fig, m, "run", {"twice the\ncontext": "context_gain",
+                                                "twice the\ntraining": "optimisation_gain"})
     right.set_ylabel("val loss gained (nats)")
     figures.legend(right)
 
@@ -456,8 +457,7 @@ def measure_deeper_nets(ctx: Context, runs: dict[str, Trained],
                                                       run="sweep")),
                 "loss_bn_50": Metric.of(loss("bn", high), "nats"),
                 "unigram": Metric.exact(floor, "nats")}
-    return Measurement(table.drop(columns=["member", "arm", "run"]), metrics,
-                       steps=shortest(runs))
+    return Measurement(table.drop(columns=["member", "arm", "run"]), metrics, steps=shortest(runs))
 
 
 def figure_deeper_nets(m: Measurement, fig: Figure) -> None:

@@ -68,15 +68,6 @@ def shortest(runs: dict[str, Trained]) -> int:
     return min(r.steps for r in runs.values())
 
 
-def labelled_losses(runs: dict[str, Trained], labels: dict[str, str],
-                    column: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """The runs' whole-split losses, one row per member, each run's rows labelled in `column`;
-    and each run's val loss per seed, by run name."""
-    table = pd.concat([runs[k].losses_frame().assign(**{column: v}) for k, v in labels.items()])
-    val = {k: seedwise(table, "val_loss", **{column: v}) for k, v in labels.items()}
-    return table.drop(columns=["member"]), val
-
-
 def unigram_entropy(targets: torch.Tensor) -> float:
     """The entropy of the next character's frequencies: by Gibbs' inequality the lowest loss
     any model that ignores its context can reach."""
