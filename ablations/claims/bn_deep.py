@@ -375,8 +375,8 @@ register(Claim(
 ))
 
 
-CONDITIONS = {"block3": "3 characters,\n200k steps", "block6": "6 characters,\n200k steps",
-              "longer": "3 characters,\n400k steps"}
+CONDITIONS = {"block3": "3 characters", "block6": "6 characters",
+              "longer": "3 characters,\ntwice the steps"}
 
 
 @measures(val_block3="nats", context_gain="nats", optimisation_gain="nats",
