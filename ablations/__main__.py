@@ -53,6 +53,9 @@ def parser() -> argparse.ArgumentParser:
                      help="run on a local Dask cluster of N single-thread workers")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="run on an existing Dask cluster (e.g. tcp://host:8786)")
+    run.add_argument("--plan", action="store_true",
+                     help="print what would be trained (ensembles, member runs, seed-steps) "
+                          "and stop")
 
     sub.add_parser("status", parents=[common],
                    help="say which results are fresh, stale or missing (exit 1 unless all fresh)")
@@ -92,6 +95,11 @@ def command_run(args: argparse.Namespace) -> int:
 
     claims = select(args.only)
     ctx = context(args)
+    if args.plan:
+        from ablations.runner import describe_plan, plan
+
+        print(describe_plan(plan(claims, ctx, args.out, force=args.force)))
+        return 0
     try:
         result = run_all(claims, ctx, args.out, force=args.force, workers=args.workers,
                          scheduler=args.scheduler)

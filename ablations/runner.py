@@ -94,6 +94,23 @@ def plan(claims: list[Claim], ctx: Context, out_dir: Path, force: bool = False) 
     return Plan(todo, keys, cached, groups, needs)
 
 
+def describe_plan(work: Plan) -> str:
+    """What a run would do, by network: ensembles, member runs, seed-steps."""
+    rows: dict[str, list[int]] = {}
+    for group in work.groups:
+        spec = group[0].spec
+        name = spec["model"] if spec["model"] == "mlp" else f"deep, depth {spec['config']['depth']}"
+        row = rows.setdefault(name, [0, 0, 0])
+        row[0] += 1
+        row[1] += len(group)
+        row[2] += len(group) * group[0].steps
+    lines = [f"{name:<16} {n:>4} ensembles {m:>6} member runs {steps:>15,} seed-steps"
+             for name, (n, m, steps) in sorted(rows.items())]
+    lines.append(f"{len(work.claims)} claims to compute, {len(work.cached)} already done; "
+                 f"{work.seed_steps():,} seed-steps to train")
+    return "\n".join(lines)
+
+
 def measure_and_judge(claim: Claim, ctx: Context) -> Outcome:
     """Measure over the context's seeds; while a deciding check straddles its edge, double the
     seeds up to the profile's cap and measure again."""
