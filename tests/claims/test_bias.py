@@ -67,14 +67,19 @@ def test_n01_weights_overflow_where_the_typical_rms_reaches_float32_max(width, b
 
 
 @pytest.mark.claim("bias.bias-no-help")
-@given(width=st.integers(10, 200), seed=seeds)
-def test_an_n01_bias_moves_the_overflow_by_at_most_one_layer(width, seed):
-    """The bias adds variance 1 to a variance of at least 784 w^(l-1): the stack overflows at
-    the same layer as its bias-free twin (same input and weights), or one layer off when the
-    twin sits at float32's edge."""
-    with_bias = layers_to_nonfinite(propagate(Stack(width=width, bias=True), seed))
-    without = layers_to_nonfinite(propagate(Stack(width=width), seed))
-    assert abs(with_bias - without) <= 1
+@given(width=st.integers(10, 200), first_seed=seeds)
+def test_an_n01_bias_moves_the_overflow_by_less_than_a_layer_over_seeds(width, first_seed):
+    """The bias adds variance 1 to a variance of at least 784 w^(l-1): over 16 seeds (the
+    claim's statistic) the stack overflows, on average, within one layer of its bias-free twin
+    (same input and weights). Single seeds can differ by a few layers at narrow widths, where
+    the product of the layers' matrices collapses towards one direction and the bias's 1/28
+    relative nudge at layer 1 can change the input's component along it; the per-seed shift has
+    an sd of about 0.4 layers at width 10 (300 seeds), so the mean of 16 sits ~10 of its sds
+    inside the edge."""
+    shifts = [layers_to_nonfinite(propagate(Stack(width=width, bias=True), seed))
+              - layers_to_nonfinite(propagate(Stack(width=width), seed))
+              for seed in range(first_seed, first_seed + 16)]
+    assert abs(np.mean(shifts)) < 1
 
 
 @pytest.mark.claim("bias.xavier-with-bias")
@@ -171,16 +176,20 @@ def test_an_overflowing_stack_cannot_take_a_step(depth, bias, seed, start, split
 
 @pytest.mark.claim("bias.todo")
 @given(width=st.integers(10, 100), batch=st.integers(8, 32), seed=seeds,
-       init=st.sampled_from(["normal", "notebook", "fan-in"]))
+       init=st.sampled_from(["normal", "fan-in"]))
 def test_batchnorm_holds_any_stack_and_the_backward_pass_never_sees_the_bias(width, batch,
                                                                              seed, init):
-    """Two answers. BatchNorm after every layer: any init, std sqrt(n/(n-1)) (the biased batch
-    variance read by an unbiased std) at every layer, and the bias removed to float32 rounding.
-    Backward: dL/dh of a linear stack is the same with and without its bias, bit for bit."""
+    """Two answers. BatchNorm after every layer, for inits whose pre-normalisation variances
+    stay far above BN's eps = 1e-5 (N(0,1) and 1/sqrt(fan_in); the notebook's 1/sqrt(784) on
+    10-wide layers leaves units near 1e-3, where eps shifts the std by a percent): std
+    sqrt(n/(n-1)) (the biased batch variance read by an unbiased std) at every layer, and the
+    bias removed to float32 rounding. Backward: dL/dh of a linear stack is the same with and
+    without its bias, bit for bit."""
     bn = propagate(Stack(init=init, bias=True, batchnorm=True, width=width, batch=batch,
                          depth=30), seed)
     n = width * batch
-    # eps = 1e-5 against per-unit batch variances of chi2_7 / 8 or more: below 1% of the std.
+    # eps against per-unit batch variances of 1e-2 or more (a unit's variance ~ chi2_w / w, its
+    # batch estimate ~ chi2_7 / 7 at the least): below 0.1% of the std.
     assert np.allclose(bn["std"], math.sqrt(n / (n - 1)), rtol=1e-2)
     assert (bn.bias_part_rms / bn.rms).max() < 1e-3  # float32 rounding ~1e-7 per op, 30 layers
     grads = [propagate(Stack(init="fan-in", bias=b, width=width, depth=30, dtype="float64"),
