@@ -358,12 +358,6 @@ def finish(fig: Figure, axes: list[Axes], n: int, extra: str = "") -> None:
     figures.caption(fig, n, extra)
 
 
-def input_part(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of a stack with a bias, as the series of its bias-free twin: the part of each
-    layer that depends on the input."""
-    return frame.assign(rms=frame.twin_rms, stack=frame.stack + ": input's part")
-
-
 def printed(ax: Axes, cell: str, log: bool = True) -> None:
     """The stds the notebook printed for `cell`, as crosses."""
     values = np.asarray(PRINTED_STD[cell])
