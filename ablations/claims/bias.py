@@ -277,7 +277,7 @@ def figure_purpose(m: Measurement, fig: Figure) -> None:
     nb.per_layer(left, m.frames["layers"], "rms", "log10 rms")
     figures.reference(left, nb.LOG10_F32_TINY, "float32 smallest normal (log10)")
     left.set(title="Forward pass at init")
-    figures.points(right, m.table, x="arm", y="val_loss", hue="steps")
+    figures.points(right, m.table, x="arm", y="val_loss", hue="length")
     figures.reference(right, math.log(27), "uniform, ln 27")
     right.set(title="Trained 100-layer stack", xlabel="", ylabel="val loss (nats)")
     nb.finish(fig, [left, right], m.metrics["val_bias"].n, "left: /sqrt(784) without a bias is "

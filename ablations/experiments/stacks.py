@@ -305,9 +305,12 @@ def arm_label(name: str) -> str:
 
 
 def final_losses(runs: dict[str, Trained]) -> pd.DataFrame:
-    """One row per run and member: arm, steps, and its step-0, train and val losses."""
-    return pd.concat([run.losses_frame().assign(arm=arm_label(name), steps=f"{run.steps:,} steps")
-                      for name, run in runs.items()], ignore_index=True)
+    """One row per run and member: arm, length ("stated" or "twice": the convergence control),
+    steps, and its step-0, train and val losses."""
+    return pd.concat([run.losses_frame().assign(
+        arm=arm_label(name), steps=run.steps,
+        length="twice the length" if name.endswith("_2x") else "stated length")
+        for name, run in runs.items()], ignore_index=True)
 
 
 def loss_curves(runs: dict[str, Trained], points: int = 50) -> pd.DataFrame:
