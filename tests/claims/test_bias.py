@@ -69,16 +69,16 @@ def test_n01_weights_overflow_where_the_typical_rms_reaches_float32_max(width, b
 @pytest.mark.claim("bias.bias-no-help")
 @given(width=st.integers(10, 200), first_seed=seeds)
 def test_an_n01_bias_moves_the_overflow_by_less_than_a_layer_over_seeds(width, first_seed):
-    """The bias adds variance 1 to a variance of at least 784 w^(l-1): over 16 seeds (the
-    claim's statistic) the stack overflows, on average, within one layer of its bias-free twin
-    (same input and weights). Single seeds can differ by a few layers at narrow widths, where
-    the product of the layers' matrices collapses towards one direction and the bias's 1/28
-    relative nudge at layer 1 can change the input's component along it; the per-seed shift has
-    an sd of about 0.4 layers at width 10 (300 seeds), so the mean of 16 sits ~10 of its sds
-    inside the edge."""
+    """The bias adds variance 1 to a variance of at least 784 w^(l-1): averaged over seeds (the
+    claim's statistic; here 8, half the claim's 16, which makes the property harder) the stack
+    overflows within one layer of its bias-free twin (same input and weights). Single seeds can
+    differ by a few layers at narrow widths, where the product of the layers' matrices
+    collapses towards one direction and the bias's 1/28 relative nudge at layer 1 can change the
+    input's component along it; the per-seed shift has an sd of about 0.4 layers at width 10
+    (300 seeds), so the mean of 8 sits ~7 of its sds inside the edge."""
     shifts = [layers_to_nonfinite(propagate(Stack(width=width, bias=True), seed))
               - layers_to_nonfinite(propagate(Stack(width=width), seed))
-              for seed in range(first_seed, first_seed + 16)]
+              for seed in range(first_seed, first_seed + 8)]
     assert abs(np.mean(shifts)) < 1
 
 
