@@ -315,7 +315,8 @@ ARMS = ("exploded", "exploded_bias", "control")
 
 
 @measures(**{f"learned_{arm}{length}": "share of runs" for arm in ARMS for length in ("", "_2x")},
-          nonfinite_step0="share of runs", val_control="nats", unigram_val="nats")
+          nonfinite_step0="share of runs", val_control="nats", unigram_val="nats",
+          trained_steps="steps")
 def measure_cannot_learn(ctx: Context, runs: dict[str, Trained],
                          learned_margin: str) -> Measurement:
     """Each arm trained at the stated length and twice it. A run has learned when its val loss is
@@ -335,8 +336,9 @@ def measure_cannot_learn(ctx: Context, runs: dict[str, Trained],
     metrics["nonfinite_step0"] = Metric.of(~np.isfinite(step0), "share of runs")
     metrics["val_control"] = Metric.of(runs["control"].val_loss, "nats")
     metrics["unigram_val"] = Metric.exact(nb.unigram_loss(ctx), "nats")
+    metrics["trained_steps"] = Metric.exact(min(run.steps for run in runs.values()), "steps")
     return Measurement(nb.final_losses(runs), metrics, frames={"curves": nb.loss_curves(runs)},
-                       steps=min(run.steps for run in runs.values()))
+                       steps=int(metrics["trained_steps"].mean))
 
 
 def figure_cannot_learn(m: Measurement, fig: Figure) -> None:
@@ -374,7 +376,7 @@ register(Claim(
                 "{learned_control:pct} (val {val_control})",
     ),
     headline="learned_exploded",
-    finding=f"Trained {nb.TRAIN_STEPS:,} steps, the N(0,1) stacks learn in "
+    finding="Trained {trained_steps:mean} steps, the N(0,1) stacks learn in "
             "{learned_exploded:pct} of runs without a bias, {learned_exploded_bias:pct} with "
             "one; the correctly scaled stack in {learned_control:pct} (val {val_control:mean}; "
             "letter frequencies: {unigram_val:mean}).",
