@@ -256,10 +256,6 @@ TOLERANCES: dict[str, Tolerance] = {
         0.5, "share of runs",
         "a property of a network, not of a lucky draw, holds in most runs: the CI of the share "
         "of runs must clear one half"),
-    "an exact byte count": Scale(
-        0.0, "bytes",
-        "the bytes autograd saves follow from the shapes and dtypes alone: a count has no "
-        "rounding, so it must equal its prediction exactly"),
     "'much' as a factor of 2": Scale(
         2.0, "x",
         "'much more efficient' (L:15) and 'much better' (L:17) give no number: 'much' is read "

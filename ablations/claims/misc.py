@@ -88,12 +88,12 @@ register(Claim(
     measure=measure_no_grad,
     grid={"split": "train", "rounds": 3},
     rules=Rules(
-        reproduced=(Exact("graph_bytes_no_grad", "an exact byte count"),
-                    Exact("graph_bytes_error", "an exact byte count"),
+        reproduced=(Exact("graph_bytes_no_grad", "exactly zero"),
+                    Exact("graph_bytes_error", "exactly zero"),
                     Above("time_ratio", "'much' as a factor of 2"),
                     Above("peak_ratio", "'much' as a factor of 2")),
-        partly=(Exact("graph_bytes_no_grad", "an exact byte count"),
-                Exact("graph_bytes_error", "an exact byte count"),
+        partly=(Exact("graph_bytes_no_grad", "exactly zero"),
+                Exact("graph_bytes_error", "exactly zero"),
                 Above("peak_ratio", "'much' as a factor of 2")),
         partly_means="no_grad drops the graph and much of the peak memory ({peak_ratio}), but "
                      "the evaluation is not much faster ({time_ratio})",
