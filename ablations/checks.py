@@ -30,8 +30,8 @@ from ablations.measurement import Measurement, Metric, fmt, paired
 from ablations.tolerances import Reading, Tolerance, reading, scale
 
 Ref = str | tuple[str, str]
-# A partial measurement built by `complete`: metric name -> Metric, "prediction:<name>" -> float,
-# "steps" -> int.
+# A partial measurement built by `complete`: metric name -> Metric, "@prediction:<name>" -> float,
+# "@steps" -> int (no metric name starts with "@").
 Assignment = dict[str, Any]
 
 
@@ -144,9 +144,9 @@ def measurement_of(assigned: Assignment) -> Measurement:
     import pandas as pd
 
     metrics = {k: v for k, v in assigned.items() if isinstance(v, Metric)}
-    predictions = {k.removeprefix("prediction:"): v for k, v in assigned.items()
-                   if k.startswith("prediction:")}
-    return Measurement(pd.DataFrame(), metrics, predictions, steps=assigned.get("steps", 0))
+    predictions = {k.removeprefix("@prediction:"): v for k, v in assigned.items()
+                   if k.startswith("@prediction:")}
+    return Measurement(pd.DataFrame(), metrics, predictions, steps=assigned.get("@steps", 0))
 
 
 def three_state(inside: bool, outside: bool) -> Outcome:
@@ -539,7 +539,7 @@ class Predicted(Check):
                         f"{gap:.3g}, allowed {allowed:.3g}")
 
     def complete(self, outcome: Outcome, assigned: Assignment) -> Iterator[Assignment]:
-        key = f"prediction:{self.metric}"
+        key = f"@prediction:{self.metric}"
         if key in assigned or outcome not in (Outcome.PASS, Outcome.FAIL):
             yield from super().complete(outcome, assigned)
             return
@@ -578,10 +578,10 @@ class NeedsSteps(Check):
     def complete(self, outcome: Outcome, assigned: Assignment) -> Iterator[Assignment]:
         if outcome not in (Outcome.PASS, Outcome.SHORT):
             return
-        have = assigned.get("steps")
+        have = assigned.get("@steps")
         want = self.steps if outcome == Outcome.PASS else self.steps // 2
         if have is None:
-            yield {"steps": want}
+            yield {"@steps": want}
         elif (have >= self.steps) == (outcome == Outcome.PASS):
             yield {}
 

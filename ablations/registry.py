@@ -126,6 +126,9 @@ class Claim:
         declared = self.metric_units
         if not declared:
             fail("its measure function declares no metrics (decorate it with @measures)")
+        odd = sorted(n for n in declared if not n or n.startswith("@"))
+        if odd:
+            fail(f"metric names may not be empty or start with '@': {odd}")
         if (self.rules is None) == (self.questions is None):
             fail("declare either rules (a claim) or questions (a row of questions)")
         named: dict[str, set[str]] = {"headline": {self.headline},

@@ -213,8 +213,8 @@ def test_predicted_within_k_standard_errors_plus_floor(table, mean, spread, k, f
     metric = constructed(mean, spread)
     se = metric.sd / math.sqrt(metric.n)
     check = Predicted("x", k=k, floor="f")
-    close = measurement_of({"x": metric, "prediction:x": mean + 0.9 * (k * se + floor)})
-    far = measurement_of({"x": metric, "prediction:x": mean - 1.1 * (k * se + floor) - 1e-9})
+    close = measurement_of({"x": metric, "@prediction:x": mean + 0.9 * (k * se + floor)})
+    far = measurement_of({"x": metric, "@prediction:x": mean - 1.1 * (k * se + floor) - 1e-9})
     assert check.decide(close).outcome == Outcome.PASS
     assert check.decide(far).outcome == Outcome.FAIL
 
@@ -224,7 +224,7 @@ def test_predicted_within_k_standard_errors_plus_floor(table, mean, spread, k, f
 
 @given(required=st.integers(1, 10**6), have=st.integers(0, 10**6))
 def test_needs_steps_is_short_exactly_below_the_requirement(required, have):
-    outcome = NeedsSteps(required).decide(measurement_of({"steps": have})).outcome
+    outcome = NeedsSteps(required).decide(measurement_of({"@steps": have})).outcome
     assert outcome == (Outcome.PASS if have >= required else Outcome.SHORT)
 
 
@@ -258,23 +258,23 @@ def test_verdict_logic_and_borderline(table):
     rules = Rules(reproduced=(NeedsSteps(10), Above("a", 0.0), Negligible("b", "s")),
                   partly=(NeedsSteps(10), Above("a", 0.0)), instead="a is {a}")
     good, bad, edge = constructed(5.0, 0.01), constructed(-5.0, 0.01), constructed(0.0, 1.0)
-    assert judge(rules, measurement_of({"a": good, "b": good, "steps": 10})).verdict == \
+    assert judge(rules, measurement_of({"a": good, "b": good, "@steps": 10})).verdict == \
         Verdict.PARTLY
-    assert judge(rules, measurement_of({"a": good, "b": Metric.exact(0.0), "steps": 10})
+    assert judge(rules, measurement_of({"a": good, "b": Metric.exact(0.0), "@steps": 10})
                  ).verdict == Verdict.REPRODUCED
-    failed = judge(rules, measurement_of({"a": bad, "b": good, "steps": 10}))
+    failed = judge(rules, measurement_of({"a": bad, "b": good, "@steps": 10}))
     assert failed.verdict == Verdict.NOT_REPRODUCED
     assert failed.holds_instead.startswith("a is -5.000")
-    assert judge(rules, measurement_of({"a": good, "b": good, "steps": 9})).verdict == \
+    assert judge(rules, measurement_of({"a": good, "b": good, "@steps": 9})).verdict == \
         Verdict.NOT_EVALUATED
     # a straddling check that decides between reproduced and partly: undecided, then borderline
-    early = judge(rules, measurement_of({"a": good, "b": constructed(1.0, 0.5), "steps": 10}),
+    early = judge(rules, measurement_of({"a": good, "b": constructed(1.0, 0.5), "@steps": 10}),
                   at_cap=False)
     assert early.undecided and not early.settled
-    late = judge(rules, measurement_of({"a": good, "b": constructed(1.0, 0.5), "steps": 10}))
+    late = judge(rules, measurement_of({"a": good, "b": constructed(1.0, 0.5), "@steps": 10}))
     assert late.borderline and late.verdict == Verdict.PARTLY
     # a straddle that cannot change the verdict does not count
-    moot = judge(rules, measurement_of({"a": bad, "b": edge, "steps": 10}), at_cap=False)
+    moot = judge(rules, measurement_of({"a": bad, "b": edge, "@steps": 10}), at_cap=False)
     assert moot.settled and not moot.undecided and moot.verdict == Verdict.NOT_REPRODUCED
 
 
