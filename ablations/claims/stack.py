@@ -100,7 +100,8 @@ def figure_tanh_5_3(m: Measurement, fig: Figure) -> None:
                    linestyle=":", label="mean-field fixed point")
         ax.set(xlabel="tanh layer (1 = next to the input)", ylabel=what,
                title=f"gain 5/3: {what}")
-        figures.legend(ax, loc="upper right")
+    left.get_legend().remove()
+    figures.legend(right, loc="center left", bbox_to_anchor=(1.0, 0.5))
     figures.caption(fig, m.metrics["std_settled"].n, "batch of 32, |t| > 0.97 is saturated")
 
 
@@ -269,7 +270,7 @@ register(Claim(
                 Negligible("gradient_tilt_1", EQUAL, negate=True),
                 Negligible("gradient_tilt_3", EQUAL, negate=True)),
         partly_means="about equal over the lecture's 5 layers, not over 20: at 5/3 layer 1's "
-                     "gradient is {gradient_tilt_5_3_deeper} bits above layer 20's",
+                     "gradient std is {gradient_tilt_5_3_deeper} above layer 20's (log2)",
         instead="log2 gradient std, layer 1 over the last: 5/3 {gradient_tilt_5_3}, 1 "
                 "{gradient_tilt_1}, 3 {gradient_tilt_3}; 20 layers at 5/3 "
                 "{gradient_tilt_5_3_deeper}"),
@@ -443,7 +444,7 @@ register(Claim(
                 instead="counted: deep {count_deep}, deep with BN {count_deep_bn}, MLP "
                         "{count_mlp}, MLP with BN {count_mlp_bn}"),
     headline="count_deep",
-    finding="The deep network has {count_deep} parameters ({count_deep_bn} with BatchNorm); "
-            "the MLP {count_mlp} ({count_mlp_bn} with BatchNorm).",
+    finding="The deep network has {count_deep:mean} parameters ({count_deep_bn:mean} with "
+            "BatchNorm); the MLP {count_mlp:mean} ({count_mlp_bn:mean} with BatchNorm).",
     figure=figure_param_count,
 ))

@@ -229,7 +229,7 @@ def gaussian_stack(seeds: Sequence[int], widths: Sequence[int], scales: Sequence
     drawn randn * scales[i] (a number, or one per member), on x ~ N(0, 1) of `batch` rows, one
     member per seed; with `backward`, a random N(0, 1) upstream gradient on the last output.
     One row per member and block: layer (1 = next to the input), pre_std and grad_std of the
-    Linear output, post_std and saturated of the nonlinearity's."""
+    Linear output, post_std, post_grad_std and saturated of the nonlinearity's."""
     streams = Streams(list(seeds))
     layers: list[Module] = []
     for fan_in, fan_out, scale in zip(widths[:-1], widths[1:], scales, strict=True):
@@ -248,6 +248,7 @@ def gaussian_stack(seeds: Sequence[int], widths: Sequence[int], scales: Sequence
     return pd.DataFrame({"member": pre.member, "seed": [seeds[m] for m in pre.member],
                          "layer": pre.position + 1, "pre_std": pre["std"],
                          "grad_std": pre.grad_std.astype(float), "post_std": post["std"],
+                         "post_grad_std": post.grad_std.astype(float),
                          "saturated": post.saturated})
 
 
