@@ -140,7 +140,7 @@ def measure_relu_gain(ctx: Context, width: int, depth: int, batch: int) -> Measu
     for name, (phi, gain) in RELU_ARMS.items():
         rows = gaussian_stack(ctx.seeds, [width] * (depth + 1),
                               [scale] + [gain * scale] * (depth - 1), phi, batch)
-        frames.append(rows.assign(arm=f"{phi}, gain {'sqrt 2' if gain > 1 else 1}"))
+        frames.append(rows.assign(nonlinearity=phi, gain="sqrt 2" if gain > 1 else "1"))
         metrics[name] = Metric.of(log2_slope(rows, "pre_std"), "bits/layer")
         keep = 0.5 if phi == "relu" else 1.0
         predictions[name] = math.log2(gain**2 * keep) + finite_width_drift(phi, width)
@@ -149,7 +149,8 @@ def measure_relu_gain(ctx: Context, width: int, depth: int, batch: int) -> Measu
 
 def figure_relu_gain(m: Measurement, fig: Figure) -> None:
     ax = fig.add_subplot()
-    figures.lines(ax, m.table, x="layer", y="pre_std", hue="arm", markers=False)
+    figures.lines(ax, m.table, x="layer", y="pre_std", hue="nonlinearity", style="gain",
+                  markers=False)
     figures.reference(ax, 1.0, "unit std (kept)")
     ax.set(yscale="log", title="std per layer: ReLU needs gain sqrt 2, a linear stack gain 1",
            xlabel="layer (1 = next to the input)", ylabel="pre-activation std")
@@ -217,7 +218,8 @@ def figure_mode(m: Measurement, fig: Figure) -> None:
         figures.lines(ax, deep, x="layer", y=column, hue="mode")
         ax.set(yscale="log", title=f"{what} std, {deep.depth.max()} ReLU layers",
                xlabel="layer (widths alternate 512 / 128)", ylabel=f"{what} std")
-        figures.legend(ax)
+    figures.legend(left, loc="lower left")
+    right.get_legend().remove()
     figures.caption(fig, m.metrics["forward_gap_16"].n)
 
 
@@ -470,8 +472,9 @@ def measure_linear_default(ctx: Context, fan_ins: tuple[int, ...], elements: int
 
 def figure_linear_default(m: Measurement, fig: Figure) -> None:
     left, right = fig.subplots(1, 2)
-    long = m.table.drop(columns="z_uniform").melt(id_vars=["fan_in", "seed"],
-                                                  var_name="statistic", value_name="value")
+    long = m.table.drop(columns="z_uniform").rename(columns={
+        "std_x_sqrt_fan_in": "std x sqrt(fan_in)", "max_x_sqrt_fan_in": "max |w| x sqrt(fan_in)"
+    }).melt(id_vars=["fan_in", "seed"], var_name="statistic", value_name="value")
     figures.points(left, long.assign(fan_in=long.fan_in.astype(str)), x="fan_in", y="value",
                    hue="statistic")
     figures.reference(left, 1.0, "lecture: gain 1")

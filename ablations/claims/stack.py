@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ablations import figures
 from ablations.checks import Above, Below, Exact, Monotone, Near, NeedsSteps, Negligible
@@ -53,10 +54,14 @@ def percent(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def layer_figure(ax, stats: pd.DataFrame, column: str, gains: tuple[float, ...]) -> None:
-    """A per-layer statistic with its CI over seeds, one line per gain."""
+    """A per-layer statistic with its CI over seeds, one line per gain (legend: outside)."""
     shown = stats[np.isin(stats.gain.round(6), np.round(gains, 6))]
     figures.lines(ax, gain_label(shown), x="layer", y=column, hue="gain")
     ax.set_xlabel("tanh layer (1 = next to the input)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def outside_legend(ax) -> None:
     figures.legend(ax, loc="center left", bbox_to_anchor=(1.0, 0.5), title="gain")
 
 
@@ -156,6 +161,8 @@ def figure_tanh_gain_1(m: Measurement, fig: Figure) -> None:
         layer_figure(ax, m.table, column, (1.0, 1.25, 5 / 3))
         ax.set(ylabel=what, title=f"5 tanh layers at init: {what.split(' (')[0]}")
     figures.reference(right, 0.0, "lecture, gain 1")
+    left.get_legend().remove()
+    outside_legend(right)
     figures.caption(fig, m.metrics["saturation_last"].n)
 
 
@@ -198,6 +205,7 @@ def figure_tanh_gain_3(m: Measurement, fig: Figure) -> None:
     ax = fig.add_subplot()
     layer_figure(ax, m.table, "saturated", tuple(HIGH.values()))
     figures.reference(ax, 5.0, "lecture's good level (5/3)")
+    outside_legend(ax)
     ax.set(ylabel="saturated (%), |t| > 0.97", title="5 tanh layers at init: saturation")
     figures.caption(fig, m.metrics["saturation_3"].n)
 
@@ -249,6 +257,7 @@ def figure_gradients(m: Measurement, fig: Figure) -> None:
         layer_figure(ax, m.table[m.table.depth == depth], "grad_std", gains)
         ax.set(yscale="log", ylabel="std of the tanh output's gradient",
                title=f"{depth} tanh layers at init")
+        outside_legend(ax)
     figures.caption(fig, m.metrics["gradient_tilt_5_3"].n)
 
 
@@ -309,6 +318,8 @@ def figure_linear_gain(m: Measurement, fig: Figure) -> None:
         layer_figure(ax, m.table, column, LINEAR_GAINS)
         ax.set(yscale="log", title=f"linear stack: {what}", ylabel=f"std of the {what}",
                xlabel="linear layer (1 = next to the input)")
+    left.get_legend().remove()
+    outside_legend(right)
     figures.caption(fig, m.metrics["preserving_gain"].n, "at init")
 
 
@@ -429,8 +440,9 @@ def figure_param_count(m: Measurement, fig: Figure) -> None:
     ax.bar(x + 0.2, t.source, width=0.4, color=colours[1], label="lecture / notebook")
     ax.set_xticks(x, [f"{n.removeprefix('count_')}\n{c:,}" for n, c in zip(t.network, t["count"],
                                                                                strict=True)])
-    ax.set(title="Parameter counts", xlabel="network (counted)", ylabel="parameters")
-    figures.legend(ax, loc="upper left")
+    ax.set(title="Parameter counts", xlabel="network (counted)", ylabel="parameters",
+           ylim=(0, 60_000))
+    figures.legend(ax, loc="upper center", ncols=2)
     figures.caption(fig, 1, "counts are exact, no seeds")
 
 
