@@ -618,14 +618,21 @@ def measure_deep_unforgiving(ctx: Context, runs: dict[str, Trained]) -> Measurem
 
 def figure_deep_unforgiving(m: Measurement, fig: Figure) -> None:
     ax = fig.add_subplot()
-    t = m.table.assign(gain=m.table.gain.map(lambda g: f"{g:.3g}"),
-                       length=m.table.steps.map(lambda s: f"{s:,} steps"))
-    figures.lines(ax, t, x="depth", y="val_loss", hue="gain", style="length")
+    t = m.table.assign(gain=m.table.gain.map(lambda g: f"{g:.3g}"))
+    stated = t.steps.min()
+    figures.lines(ax, t[t.steps == stated], x="depth", y="val_loss", hue="gain")
+    colours = dict(zip(sorted(t.gain.unique()), figures.palette(t.gain.nunique()), strict=True))
+    for (gain, depth), rows in t[t.steps > stated].groupby(["gain", "depth"]):
+        low, high = figures.ci(rows.val_loss)
+        mean = rows.val_loss.mean()
+        ax.errorbar([depth], [mean], yerr=[[mean - low], [high - mean]], fmt="D",
+                    color=colours[gain], markerfacecolor="white", capsize=3,
+                    label=f"gain {gain}, {2 * stated:,} steps")
     figures.reference(ax, float(t.unigram.iloc[0]), "no input used (unigram)")
-    ax.set(xscale="log", title="Deep tanh nets: final val loss vs depth and init gain",
+    ax.set(xscale="log", title=f"Deep tanh nets after {stated:,} steps: val loss vs depth",
            xlabel="tanh layers", ylabel="val loss (nats)")
-    figures.legend(ax, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    figures.caption(fig, m.metrics["learned_bad_50"].n)
+    figures.legend(ax, loc="center left", bbox_to_anchor=(1.0, 0.5), title="gain")
+    figures.caption(fig, m.metrics["learned_bad_50"].n, "open diamonds: the 2x-length control")
 
 
 def unforgiving_checks(suffix: str) -> tuple:
