@@ -261,10 +261,11 @@ def log2_slope(frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 def finite_width_drift(phi: str, width: int) -> float:
-    """The expected log2 of one layer's variance ratio at width n beyond its mean-field value:
-    the ratio r has mean 1 and variance 2/n (linear: a chi-square over n) or 5/n (ReLU: the
-    fourth moment 3/2 of relu(z)^2 against its squared mean 1/4, times 4), so E[ln r] = -Var/2
-    to first order (Hanin & Nica 2019)."""
+    """The largest expected log2 of one layer's variance ratio r beyond its mean-field value at
+    width n: r has mean 1 and, for a single input, variance 2/n (linear: a chi-square over n)
+    or 5/n (ReLU: relu(z)^2 has fourth moment 3/2 against its squared mean 1/4, times 4), so
+    E[ln r] = -Var/2 to first order (Hanin & Nica 2019); a batch of inputs averages r, so the
+    drift is at most this."""
     variance = {"linear": 2.0, "relu": 5.0}[phi] / width
     return -variance / 2 / math.log(2)
 
@@ -280,3 +281,104 @@ def matmul_std_rel_sd(fan_in: int, fan_out: int, batch: int) -> float:
     sample variance has relative variance 2 / (fan_in fan_out) from W and 2 / batch (1 / fan_in
     + 1 / fan_out) from x given W; the std half the relative sd of the variance."""
     return 0.5 * math.sqrt(2 / (fan_in * fan_out) + 2 / batch * (1 / fan_in + 1 / fan_out))
+
+
+# --- draws of the lecture's x @ W demonstrations and of torch.nn.init -----------------------------
+
+
+def worst_abs(frame: pd.DataFrame, column: str, unit: str = "sd") -> Metric:
+    """Per seed, the largest |column| over its rows."""
+    return Metric.of(frame[column].abs().groupby(frame.seed, sort=True).max(), unit)
+
+
+def matmul_draws(seeds: Sequence[int], batch: int, fan_out: int, fan_ins: Sequence[int],
+                 scales: Sequence[float]) -> pd.DataFrame:
+    """std(x @ W * scale) for x (batch x fan_in) and W (fan_in x fan_out) ~ N(0, 1), a fresh
+    draw per scale as in the lecture's cell, and W / sqrt(fan_in), per fan-in and seed; z is
+    the draw's distance from sqrt(fan_in) x scale in its sampling sd (matmul_std_rel_sd)."""
+    rows = []
+    for fan_in in fan_ins:
+        streams = Streams(list(seeds))
+        labelled = [(f"{s:g}", s) for s in scales] + [("1/sqrt(fan_in)", 1 / math.sqrt(fan_in))]
+        for label, scale in labelled:
+            x, w = streams.randn(batch, fan_in), streams.randn(fan_in, fan_out) * scale
+            predicted = math.sqrt(fan_in) * scale
+            for seed, std in zip(seeds, torch.bmm(x, w).flatten(1).std(1).tolist(), strict=True):
+                rows.append({"fan_in": fan_in, "scale": label, "seed": seed, "std": std,
+                             "predicted": predicted, "z": (std / predicted - 1)
+                             / matmul_std_rel_sd(fan_in, fan_out, batch)})
+    return pd.DataFrame(rows)
+
+
+def kaiming_normal_draws(seeds: Sequence[int], fan_ins: Sequence[int],
+                         elements: int) -> pd.DataFrame:
+    """std x sqrt(fan_in) of torch.nn.init.kaiming_normal_ on (elements / fan_in, fan_in)
+    tensors per nonlinearity ('default': no argument, i.e. leaky_relu with slope 0), with its
+    distance z from calculate_gain in sampling sd of a Gaussian sample std."""
+    rows = []
+    for nonlinearity in ("linear", "tanh", "relu", "default"):
+        options = {} if nonlinearity == "default" else {"nonlinearity": nonlinearity}
+        gain = torch.nn.init.calculate_gain(options.get("nonlinearity", "relu"))
+        for fan_in in fan_ins:
+            for seed in seeds:
+                w = torch.empty(elements // fan_in, fan_in)
+                torch.nn.init.kaiming_normal_(w, generator=torch.Generator().manual_seed(seed),
+                                              **options)
+                std = w.std().item() * math.sqrt(fan_in)
+                rows.append({"nonlinearity": nonlinearity, "fan_in": fan_in, "seed": seed,
+                             "std_x_sqrt_fan_in": std,
+                             "z": (std / gain - 1) / std_rel_sd(w.numel(), 3.0)})
+    return pd.DataFrame(rows)
+
+
+def torch_linear(fan_in: int, fan_out: int, seed: int) -> torch.nn.Linear:
+    """torch.nn.Linear with its own default init, drawn from `seed` without touching the global
+    generator's state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return torch.nn.Linear(fan_in, fan_out)
+
+
+def linear_default_draws(seeds: Sequence[int], fan_ins: Sequence[int],
+                         elements: int) -> pd.DataFrame:
+    """torch.nn.Linear's default weights per fan-in and seed: std and max |w| times sqrt(fan_in),
+    and z, the std's distance from that of U(-b, b), b / sqrt(3) with b = 1 / sqrt(fan_in), in
+    sampling sd of a uniform sample std."""
+    rows = []
+    for fan_in in fan_ins:
+        for seed in seeds:
+            w = torch_linear(fan_in, elements // fan_in, seed).weight.detach()
+            std = w.std().item() * math.sqrt(fan_in)
+            rows.append({"fan_in": fan_in, "seed": seed, "std x sqrt(fan_in)": std,
+                         "max |w| x sqrt(fan_in)": w.abs().max().item() * math.sqrt(fan_in),
+                         "z": (std * math.sqrt(3) - 1) / std_rel_sd(w.numel(), 9 / 5)})
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def default_stack(seeds: Sequence[int], width: int, depth: int, batch: int) -> pd.DataFrame:
+    """A stack of `depth` default torch.nn.Linear layers fed N(0, 1) against one of the
+    lecture's randn / sqrt(fan_in) (no bias): per layer the std across examples (the part of
+    the output that carries the input)."""
+    rows = []
+    for seed in seeds:
+        g = torch.Generator().manual_seed(seed)
+        default = lecture = torch.randn(batch, width, generator=g)
+        for layer in range(1, depth + 1):
+            default = torch_linear(width, width, seed + layer)(default)
+            lecture = lecture @ (torch.randn(width, width, generator=g) / math.sqrt(width))
+            rows += [{"seed": seed, "layer": layer, "init": name,
+                      "std_across_examples": h.std(0).pow(2).mean().sqrt().item()}
+                     for name, h in (("torch.nn.Linear default", default),
+                                     ("randn / sqrt(fan_in) (the lecture's)", lecture))]
+    return pd.DataFrame(rows)
+
+
+def mode_stack(seeds: Sequence[int], sizes: Sequence[int], mode: str,
+               batch: int) -> pd.DataFrame:
+    """A ReLU stack of these widths, each weight drawn gain / sqrt(fan) with fan its fan_in or
+    its fan_out (`mode`), gain 1 on the first layer (its input is Gaussian) and sqrt 2 after a
+    ReLU; forward and backward (gaussian_stack), one member per seed."""
+    scales = [(1.0 if i == 0 else math.sqrt(2)) / math.sqrt(a if mode == "fan_in" else b)
+              for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))]
+    return gaussian_stack(seeds, sizes, scales, "relu", batch, backward=True).assign(mode=mode)
