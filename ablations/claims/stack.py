@@ -159,7 +159,7 @@ def figure_tanh_gain_1(m: Measurement, fig: Figure) -> None:
     for ax, column, what in ((left, "std", "std of the tanh output"),
                              (right, "saturated", "saturated (%)")):
         layer_figure(ax, m.table, column, (1.0, 1.25, 5 / 3))
-        ax.set(ylabel=what, title=f"5 tanh layers at init: {what.split(' (')[0]}")
+        ax.set(ylabel=what, title=f"at init: {what.split(' (')[0].split(' of')[0]}")
     figures.reference(right, 0.0, "lecture, gain 1")
     left.get_legend().remove()
     outside_legend(right)
