@@ -23,6 +23,7 @@ from ablations.experiments.deep import (
     at_init,
     grad_data,
     layer_stats,
+    legend_outside,
     log_ratio_spread,
     ratio_curves,
     ratios_read,
@@ -60,13 +61,16 @@ def read_at_diag(trained: Trained, **where: float) -> pd.DataFrame:
     return frame
 
 
-def ratio_figure(ax, curves: pd.DataFrame, hue: str) -> None:
-    figures.lines(ax, curves, x="step", y="ratio", hue=hue, markers=False)
+def ratio_figure(m: Measurement, fig: Figure, hue: str, title: str, metric: str) -> None:
+    """Update-ratio curves over the lecture's 1,000 steps, the guide and the decent range."""
+    ax = fig.add_subplot()
+    figures.lines(ax, m.table, x="step", y="ratio", hue=hue, markers=False)
     ax.axhspan(-3.5, -2.0, color="0.85", zorder=0, label="decent range (-3.5 to -2)")
     figures.reference(ax, -3.0, "lecture's guide")
     figures.steps_axis(ax)
-    ax.set(xlabel="training step", ylabel="log10(std(lr x grad) / std(weight))")
-    figures.legend(ax, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.set(xlabel="training step", ylabel="log10(std(lr x grad) / std(weight))", title=title)
+    legend_outside(ax)
+    figures.caption(fig, m.metrics[metric].n, f"curves: {READ_WINDOW // 10}-step means")
 
 
 # --- diag.grad-data ------------------------------------------------------------------------------
@@ -182,10 +186,8 @@ def measure_update_ratio(ctx: Context, runs: dict[str, Trained]) -> Measurement:
 
 
 def figure_update_ratio(m: Measurement, fig: Figure) -> None:
-    ax = fig.add_subplot()
-    ratio_figure(ax, m.table, hue="parameter")
-    ax.set_title("Update:data per weight, lr 0.1, last weight x 0.1")
-    figures.caption(fig, m.metrics["ratio_fastest"].n, f"curves: {READ_WINDOW // 10}-step means")
+    ratio_figure(m, fig, "parameter", "Update:data per weight, lr 0.1, last weight x 0.1",
+                 "ratio_fastest")
 
 
 register(Claim(
@@ -234,10 +236,8 @@ def measure_low_lr(ctx: Context, runs: dict[str, Trained]) -> Measurement:
 
 
 def figure_low_lr(m: Measurement, fig: Figure) -> None:
-    ax = fig.add_subplot()
-    ratio_figure(ax, m.table, hue="lr")
-    ax.set_title("Update:data of the hidden weights (mean of W1..W5) vs learning rate")
-    figures.caption(fig, m.metrics["ratio_lr_0_1"].n, f"curves: {READ_WINDOW // 10}-step means")
+    ratio_figure(m, fig, "lr", "Update:data of the hidden weights (mean of W1..W5) vs lr",
+                 "ratio_lr_0_1")
 
 
 register(Claim(

@@ -23,6 +23,7 @@ from ablations.experiments.deep import (
     gaussian_stack,
     kaiming_normal_draws,
     layer_stats,
+    legend_outside,
     linear_default_draws,
     log2_slope,
     matmul_draws,
@@ -42,10 +43,6 @@ WHY_K = "4 standard errors over seeds: under 1% false alarms per check at 16 see
 
 def predicted(*names: str, floor: str = "") -> tuple[Predicted, ...]:
     return tuple(Predicted(n, k=K, floor=floor, why=WHY_K) for n in names)
-
-
-def outside(ax, title: str | None = None) -> None:
-    figures.legend(ax, loc="center left", bbox_to_anchor=(1.0, 0.5), title=title)
 
 
 # --- kaiming.fan-in -------------------------------------------------------------------------------
@@ -138,7 +135,7 @@ def figure_relu_gain(m: Measurement, fig: Figure) -> None:
     figures.reference(ax, 1.0, "unit std (kept)")
     ax.set(yscale="log", title="std per layer: ReLU needs gain sqrt 2, a linear stack gain 1",
            xlabel="layer (1 = next to the input)", ylabel="pre-activation std")
-    outside(ax)
+    legend_outside(ax)
     figures.caption(fig, m.metrics["slope_relu_sqrt2"].n)
 
 
@@ -247,7 +244,7 @@ def figure_gains(m: Measurement, fig: Figure) -> None:
         figures.reference(ax, value, label)
     ax.set(title="kaiming_normal_: std x sqrt(fan_in) is the gain ('default' = leaky_relu, a=0)",
            xlabel="nonlinearity argument", ylabel="std x sqrt(fan_in)")
-    outside(ax, "fan_in")
+    legend_outside(ax, "fan_in")
     figures.caption(fig, m.metrics["std_gain_tanh"].n)
 
 
@@ -311,7 +308,7 @@ def figure_tanh_gain(m: Measurement, fig: Figure) -> None:
     figures.reference(ax, theory.fixed_point(5 / 3).std, "mean-field fixed point at 5/3")
     ax.set(title="tanh contracts: the std shrinks without a gain (dotted: mean field)",
            xlabel="tanh layer (1 = next to the input)", ylabel="std of the tanh output")
-    outside(ax, "gain")
+    legend_outside(ax, "gain")
     figures.caption(fig, m.metrics["drift_gain_1"].n, "at init, batch of 32")
 
 

@@ -15,16 +15,17 @@ from matplotlib.figure import Figure
 from ablations import figures
 from ablations.checks import Above, Below, Near, NeedsSteps, Negligible
 from ablations.context import LECTURE_STEPS, Context
-from ablations.experiments.deep import CONTROL_STEPS, SWEEP_STEPS, sweep, unigram_loss
+from ablations.experiments.deep import (
+    CONTROL_STEPS,
+    SWEEP_STEPS,
+    legend_outside,
+    sweep,
+    unigram_loss,
+)
 from ablations.experiments.runs import Trained, deep_run, mlp_run
 from ablations.measurement import Measurement, Metric
 from ablations.registry import Claim, Source, measures, register
 from ablations.verdicts import Rules
-
-
-def outside(ax, title: str | None = None) -> None:
-    figures.legend(ax, loc="center left", bbox_to_anchor=(1.0, 0.5), title=title)
-
 
 # --- kaiming.mlp ----------------------------------------------------------------------------------
 
@@ -109,7 +110,7 @@ def figure_less_important(m: Measurement, fig: Figure) -> None:
                    y="val_loss", hue="setup")
     ax.set(title=f"Deep tanh net after {m.steps:,} steps: val loss vs init gain",
            xlabel="gain on the hidden weights (x 1/sqrt(fan_in))", ylabel="val loss (nats)")
-    outside(ax)
+    legend_outside(ax)
     figures.caption(fig, m.metrics["spread_sgd"].n)
 
 
@@ -185,7 +186,7 @@ def figure_deep_unforgiving(m: Measurement, fig: Figure) -> None:
     figures.reference(ax, float(t.unigram.iloc[0]), "no input used (unigram)")
     ax.set(xscale="log", title=f"Deep tanh nets after {stated:,} steps: val loss vs depth",
            xlabel="tanh layers", ylabel="val loss (nats)")
-    outside(ax, "gain")
+    legend_outside(ax, "gain")
     figures.caption(fig, m.metrics["learned_bad_50"].n, "open diamonds: the 2x-length control")
 
 

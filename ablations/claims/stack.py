@@ -27,6 +27,7 @@ from ablations.experiments.deep import (
     at_init,
     collapse_error,
     layer_stats,
+    legend_outside,
     seed_metric,
     seed_ratio,
     seed_values,
@@ -60,9 +61,6 @@ def layer_figure(ax, stats: pd.DataFrame, column: str, gains: tuple[float, ...])
     ax.set_xlabel("tanh layer (1 = next to the input)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
-
-def outside_legend(ax) -> None:
-    figures.legend(ax, loc="center left", bbox_to_anchor=(1.0, 0.5), title="gain")
 
 
 # --- stack.tanh-5-3 -------------------------------------------------------------------------------
@@ -106,7 +104,7 @@ def figure_tanh_5_3(m: Measurement, fig: Figure) -> None:
         ax.set(xlabel="tanh layer (1 = next to the input)", ylabel=what,
                title=f"gain 5/3: {what}")
     left.get_legend().remove()
-    figures.legend(right, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    legend_outside(right)
     figures.caption(fig, m.metrics["std_settled"].n, "batch of 32, |t| > 0.97 is saturated")
 
 
@@ -162,7 +160,7 @@ def figure_tanh_gain_1(m: Measurement, fig: Figure) -> None:
         ax.set(ylabel=what, title=f"at init: {what.split(' (')[0].split(' of')[0]}")
     figures.reference(right, 0.0, "lecture, gain 1")
     left.get_legend().remove()
-    outside_legend(right)
+    legend_outside(right, "gain")
     figures.caption(fig, m.metrics["saturation_last"].n)
 
 
@@ -205,7 +203,7 @@ def figure_tanh_gain_3(m: Measurement, fig: Figure) -> None:
     ax = fig.add_subplot()
     layer_figure(ax, m.table, "saturated", tuple(HIGH.values()))
     figures.reference(ax, 5.0, "lecture's good level (5/3)")
-    outside_legend(ax)
+    legend_outside(ax, "gain")
     ax.set(ylabel="saturated (%), |t| > 0.97", title="5 tanh layers at init: saturation")
     figures.caption(fig, m.metrics["saturation_3"].n)
 
@@ -257,7 +255,7 @@ def figure_gradients(m: Measurement, fig: Figure) -> None:
         layer_figure(ax, m.table[m.table.depth == depth], "grad_std", gains)
         ax.set(yscale="log", ylabel="std of the tanh output's gradient",
                title=f"{depth} tanh layers at init")
-        outside_legend(ax)
+        legend_outside(ax, "gain")
     figures.caption(fig, m.metrics["gradient_tilt_5_3"].n)
 
 
@@ -319,7 +317,7 @@ def figure_linear_gain(m: Measurement, fig: Figure) -> None:
         ax.set(yscale="log", title=f"linear stack: {what}", ylabel=f"std of the {what}",
                xlabel="linear layer (1 = next to the input)")
     left.get_legend().remove()
-    outside_legend(right)
+    legend_outside(right, "gain")
     figures.caption(fig, m.metrics["preserving_gain"].n, "at init")
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ablations import figures
 from ablations.experiments.runs import RunTemplate, Trained, deep_run
 from ablations.measurement import Metric
 from makemore.diagnostics import activation_stats, per_member_std
@@ -173,6 +174,11 @@ def collapse_error(model: Module, x: torch.Tensor) -> np.ndarray:
     n_terms = sum(m.weight.shape[1] + 1 for m in linears)
     bound = n_terms * torch.finfo(x.dtype).eps / 2 * magnitude
     return ((stepwise - collapsed).abs() / bound).flatten(1).max(1).values.cpu().numpy()
+
+
+def legend_outside(ax: Any, title: str | None = None) -> None:
+    """The figure's legend beside the axes, clear of the data (figures.legend, placed)."""
+    figures.legend(ax, loc="center left", bbox_to_anchor=(1.0, 0.5), title=title)
 
 
 # --- per-seed metrics -----------------------------------------------------------------------------
