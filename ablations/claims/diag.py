@@ -111,6 +111,15 @@ def figure_grad_data(m: Measurement, fig: Figure) -> None:
     figures.caption(fig, m.metrics["grad_data_hidden"].n, "hidden = W1..W5, last = W6 (out)")
 
 
+GRADIENTS_AS_STATED = (
+    Near("grad_std_hidden", "gradient std roughly 1e-3"),
+    Near("grad_std_last", "last layer's gradient std roughly 1e-2"),
+    Near("last_over_hidden", "last layer's gradients 10x the others'"),
+    Above(("last_over_hidden", "last_over_hidden_unscaled"), 0.0,
+          label="the 0.1 scaling makes the outlier"),
+    Below(("last_over_hidden_trained", "last_over_hidden"), 0.0,
+          label="the outlier fades in 1,000 steps"))
+
 register(Claim(
     id="diag.grad-data",
     statement="Weight gradients are about 1000x smaller than the weights, except the last "
@@ -121,20 +130,8 @@ register(Claim(
     measure=measure_grad_data,
     rules=Rules(
         reproduced=(Near("grad_data_hidden", "gradients 1000x smaller than the data"),
-                    Near("grad_std_hidden", "gradient std roughly 1e-3"),
-                    Near("grad_std_last", "last layer's gradient std roughly 1e-2"),
-                    Near("last_over_hidden", "last layer's gradients 10x the others'"),
-                    Above(("last_over_hidden", "last_over_hidden_unscaled"), 0.0,
-                          label="the 0.1 scaling makes the outlier"),
-                    Below(("last_over_hidden_trained", "last_over_hidden"), 0.0,
-                          label="the outlier fades in 1,000 steps")),
-        partly=(Near("grad_std_hidden", "gradient std roughly 1e-3"),
-                Near("grad_std_last", "last layer's gradient std roughly 1e-2"),
-                Near("last_over_hidden", "last layer's gradients 10x the others'"),
-                Above(("last_over_hidden", "last_over_hidden_unscaled"), 0.0,
-                      label="the 0.1 scaling makes the outlier"),
-                Below(("last_over_hidden_trained", "last_over_hidden"), 0.0,
-                      label="the outlier fades in 1,000 steps")),
+                    *GRADIENTS_AS_STATED),
+        partly=GRADIENTS_AS_STATED,
         partly_means="the gradients' std is about 1e-3 (the last layer's 1e-2, from the 0.1 "
                      "scaling, fading with training), but grad:data is {grad_data_hidden}: the "
                      "gradients are not 1000x smaller than the weights",
