@@ -400,7 +400,7 @@ register(Claim(
                 "val loss gap {loss_gap}"),
     headline="loss_gap",
     finding="The trained 5-layer linear stack equals its collapsed map to {collapse_error:mean} "
-            "rounding bounds, yet ends {loss_gap:mean} nats from the 1-layer one "
+            "rounding bounds, yet ends {loss_gap:mean} nats from the 1-hidden-layer one "
             "({loss_gap_x2:mean} at 2x length).",
     figure=figure_linear_collapse,
 ))
