@@ -314,7 +314,8 @@ def worse(name: str, what: str) -> Above:
 
 NO_FAN_IN_SHOWS = (worse("saturation", "more saturated"),
                    worse("gradient_spread", "gradients more uneven across layers"),
-                   worse("rate_spread", "update ratios more uneven across C, W1..W5"))
+                   worse("rate_spread", "update ratios more uneven across C, W1..W5"),
+                   Above("fastest_no_fan_in", CEILING, label="a weight learns too fast"))
 
 register(Claim(
     id="diag.no-fan-in",
@@ -325,10 +326,10 @@ register(Claim(
           "ratios": with_update_ratios(fan_in_norm=False), "ratios_control": RATIOS},
     measure=measure_no_fan_in,
     rules=Rules(
-        reproduced=(*NO_FAN_IN_SHOWS, Near("fastest_no_fan_in", "too-fast layers at -1 to -1.5")),
+        reproduced=(Near("fastest_no_fan_in", "too-fast layers at -1 to -1.5"), *NO_FAN_IN_SHOWS),
         partly=NO_FAN_IN_SHOWS,
-        partly_means="all three diagnostics show the mistake, but the fastest weight learns at "
-                     "{fastest_no_fan_in}, not -1 to -1.5",
+        partly_means="all three diagnostics show the mistake and a weight learns too fast by "
+                     "the lecture's own ranges, but at {fastest_no_fan_in}, not -1 to -1.5",
         instead="without fan-in vs with: saturation {saturation_no_fan_in} vs "
                 "{saturation_fan_in}; gradient spread {gradient_spread_no_fan_in} vs "
                 "{gradient_spread_fan_in}; update-ratio spread {rate_spread_no_fan_in} vs "
