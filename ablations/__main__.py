@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from ablations.cluster import SchedulerError
 from ablations.context import PROFILES, Context
 from ablations.registry import ClaimError, UnknownClaimError, load_all, select
 from makemore.cli import Parser, device_arg, positive_int, run_guarded
@@ -52,6 +53,9 @@ def parser() -> argparse.ArgumentParser:
                      help="run on a local Dask cluster of N single-thread workers")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="run on an existing Dask cluster (e.g. tcp://host:8786)")
+    run.add_argument("--plan", action="store_true",
+                     help="print what would be trained (ensembles, member runs, seed-steps) "
+                          "and stop")
 
     sub.add_parser("status", parents=[common],
                    help="say which results are fresh, stale or missing (exit 1 unless all fresh)")
@@ -91,6 +95,11 @@ def command_run(args: argparse.Namespace) -> int:
 
     claims = select(args.only)
     ctx = context(args)
+    if args.plan:
+        from ablations.runner import describe_plan, plan
+
+        print(describe_plan(plan(claims, ctx, args.out, force=args.force)))
+        return 0
     try:
         result = run_all(claims, ctx, args.out, force=args.force, workers=args.workers,
                          scheduler=args.scheduler)
@@ -129,4 +138,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_guarded(main, extra_errors=(UnknownClaimError, ClaimError, StoreError)))
+    sys.exit(run_guarded(main, extra_errors=(UnknownClaimError, ClaimError, StoreError,
+                                               SchedulerError)))

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ablations.measurement import Measurement, Metric, fmt, paired
-from ablations.tolerances import Reading, Scale, Tolerance, reading, scale
+from ablations.tolerances import Reading, Tolerance, reading, scale
 
 Ref = str | tuple[str, str]
 # A partial measurement built by `complete`: metric name -> Metric, "prediction:<name>" -> float,
@@ -289,26 +289,26 @@ class Above(Check):
 
     def complete(self, outcome: Outcome, assigned: Assignment) -> Iterator[Assignment]:
         value, _ = _bound_value(self.bound)
-        step = max(abs(value), 1.0)
-        good = value + self.direction * step
-        bad = value - self.direction * step
-        target = good if outcome == Outcome.PASS else bad if outcome == Outcome.FAIL else None
         names = ref_metrics(self.ref)
         free = [n for n in names if n not in assigned]
-        if target is None or not free:
+        if outcome not in (Outcome.PASS, Outcome.FAIL) or not free:
             yield from super().complete(outcome, assigned)
             return
-        if isinstance(self.ref, str):
-            yield {self.ref: constructed(target, step / 100)}
-            return
-        a, b = self.ref
-        if a in assigned:  # b = a - target, seed by seed
-            yield {b: Metric.of(np.asarray(assigned[a].samples) - target)}
-        elif b in assigned:
-            yield {a: Metric.of(np.asarray(assigned[b].samples) + target)}
-        else:
-            base = constructed(1.0, 0.01)
-            yield {a: Metric.of(np.asarray(base.samples) + target), b: base}
+        side = self.direction if outcome == Outcome.PASS else -self.direction
+        scale = max(abs(value), 1.0)
+        for step in (scale, scale / 10, scale / 1000):  # near and far, for other checks' sake
+            target = value + side * step
+            if isinstance(self.ref, str):
+                yield {self.ref: constructed(target, step / 100)}
+                continue
+            a, b = self.ref
+            if a in assigned:  # b = a - target, seed by seed
+                yield {b: Metric.of(np.asarray(assigned[a].samples) - target)}
+            elif b in assigned:
+                yield {a: Metric.of(np.asarray(assigned[b].samples) + target)}
+            else:
+                base = constructed(1.0, 0.01)
+                yield {a: Metric.of(np.asarray(base.samples) + target), b: base}
 
 
 @dataclass(frozen=True)

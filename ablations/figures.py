@@ -87,8 +87,10 @@ def steps_axis(ax: Axes, axis: str = "x") -> None:
 
 
 def caption(fig: Figure, n: int, extra: str = "") -> None:
-    """The one uncertainty convention, with n, under the figure."""
-    text = f"{CI_TEXT} (n = {n} seeds)" + (f". {extra}" if extra else "")
+    """The one uncertainty convention, with n, under the figure (or that there is no spread to
+    show)."""
+    text = (f"{CI_TEXT} (n = {n} seeds)" if n > 1 else "one deterministic computation: no seeds")
+    text += f". {extra}" if extra else ""
     fig.supxlabel(text, fontsize=7.5, color="0.3")
 
 

@@ -120,6 +120,8 @@ def fmt(value: float, digits: int = 4) -> str:
     in scientific notation."""
     if not math.isfinite(value):
         return str(value)
+    if value == 0:
+        return "0"
     if value == int(value) and 100 <= abs(value) < 1e9:
         return f"{int(value):,}"
     if 1e-3 <= abs(value) < 1e5:

@@ -181,6 +181,7 @@ def result_record(
         "tolerances": declaration["tolerances"],
         "grid": declaration["grid"],
         "rules_hash": claim.rules_hash(),
+        "code_version": code_version(claim),
         "runs": outcome.runs,
         "profile": context["profile"]["name"],
         "profile_settings": context["profile"],

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ablations.context import Context
-from ablations.experiments.runs import MemberSpec, member_specs, missing_groups, train_group, trained
+from ablations.experiments.runs import member_specs, missing_groups, train_group, trained
 from ablations.figures import new_figure
 from ablations.registry import Claim
 from ablations.results import (
@@ -37,6 +37,7 @@ from ablations.results import (
 from ablations.summary import write_summary
 from ablations.verdicts import Verdict, judge, render
 from makemore.progress import GraphProgress
+from makemore.runs import MemberSpec
 
 FINDING_LIMIT = 200
 
@@ -60,7 +61,7 @@ class Plan:
     needs: dict[str, list[int]] = field(default_factory=dict)  # claim id -> group indices
 
     def seed_steps(self) -> int:
-        return sum(len(g) * g[0].spec["train"]["steps"] for g in self.groups)
+        return sum(len(g) * g[0].steps for g in self.groups)
 
 
 def cached_record(out_dir: Path, claim_id: str, key: str) -> dict[str, Any] | None:
@@ -91,6 +92,23 @@ def plan(claims: list[Claim], ctx: Context, out_dir: Path, force: bool = False) 
                   if m.key in where}
         needs[claim.id] = sorted(wanted)
     return Plan(todo, keys, cached, groups, needs)
+
+
+def describe_plan(work: Plan) -> str:
+    """What a run would do, by network: ensembles, member runs, seed-steps."""
+    rows: dict[str, list[int]] = {}
+    for group in work.groups:
+        spec = group[0].spec
+        name = spec["model"] if spec["model"] == "mlp" else f"deep, depth {spec['config']['depth']}"
+        row = rows.setdefault(name, [0, 0, 0])
+        row[0] += 1
+        row[1] += len(group)
+        row[2] += len(group) * group[0].steps
+    lines = [f"{name:<16} {n:>4} ensembles {m:>6} member runs {steps:>15,} seed-steps"
+             for name, (n, m, steps) in sorted(rows.items())]
+    lines.append(f"{len(work.claims)} claims to compute, {len(work.cached)} already done; "
+                 f"{work.seed_steps():,} seed-steps to train")
+    return "\n".join(lines)
 
 
 def measure_and_judge(claim: Claim, ctx: Context) -> Outcome:
@@ -163,6 +181,8 @@ def run_all(claims: list[Claim], ctx: Context, out_dir: Path, force: bool = Fals
                     written.figure_png)
         result.outcomes[written.claim_id] = written.record["verdict"]
         progress.claim_done(written.claim_id, written.record["verdict"])
+        write_summary(out_dir, ctx, {written.claim_id: written.record["verdict"]}, work.keys,
+                      0.0)
 
     def failed(claim_id: str, err: BaseException, trace: str = "") -> None:
         result.failed.append(claim_id)
@@ -179,7 +199,8 @@ def run_all(claims: list[Claim], ctx: Context, out_dir: Path, force: bool = Fals
     else:
         execute_here(work, ctx, commit, finished, failed, progress, result)
     progress.close()
-    write_summary(out_dir, ctx, result.outcomes, work.keys, time.monotonic() - started)
+    write_summary(out_dir, ctx, result.outcomes, work.keys, time.monotonic() - started,
+                  closing=True)
     if result.failed:
         raise ClaimsFailedError(f"{len(result.failed)} claim(s) failed: "
                                 f"{', '.join(result.failed)}; the others' results are written")

@@ -14,10 +14,11 @@ from ablations.results import RESULT_FILE, SUMMARY_FILE, versions, write_json_at
 
 
 def write_summary(out_dir: Path, ctx: Context, verdicts: dict[str, str], keys: dict[str, str],
-                  wall_s: float) -> None:
-    """This run's claims merged over those of earlier runs whose result folders still exist,
-    so that `--only` runs, resumed runs and concurrent runner processes (serialised by a lock
-    file) keep one complete summary. `wall_s` adds up the runs."""
+                  wall_s: float, closing: bool = False) -> None:
+    """Claims merged over those of earlier runs whose result folders still exist, so that
+    `--only` runs, resumed runs and concurrent runner processes (serialised by a lock file)
+    keep one complete summary. Called after each claim, and by `closing` at the end of a run,
+    which adds the run's wall time (`wall_s` sums the runs)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     run_key = f"{os.getpid()}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
     with open(out_dir / ".summary.lock", "w") as lock:
@@ -28,7 +29,8 @@ def write_summary(out_dir: Path, ctx: Context, verdicts: dict[str, str], keys: d
         except (OSError, json.JSONDecodeError):
             previous = {}
         runs = dict(previous.get("runs", {}))
-        runs[run_key] = round(wall_s, 1)
+        if closing:
+            runs[run_key] = round(wall_s, 1)
         kept = [entry for entry in previous.get("claims", [])
                 if entry.get("id") not in verdicts
                 and (out_dir / entry.get("id", "") / RESULT_FILE).is_file()]

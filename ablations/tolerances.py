@@ -122,7 +122,55 @@ TOLERANCES: dict[str, Tolerance] = {
         4.0, "ulps",
         "a correctly rounded operation is within 0.5 ulp; a few chained operations within a "
         "few ulps"),
+    "exactly zero": Scale(
+        0.0, "",
+        "a count, an initial value, a bitwise comparison or an identity of floating-point "
+        "arithmetic (a product with an exact 0; a parameter that gets no gradient stays bit for "
+        "bit): any nonzero value is a difference"),
     # --- family init, tanh ----------------------------------------------------------------------
+    "the lecture's step-0 loss 27": Reading(
+        27.0, "truncated", digits=0, single_run=True,
+        why="L:20 and L:33 give the first iteration's loss, one batch of 32 of one run, as 27; "
+            "the transcript cuts its numbers (ln 27 = 3.2958 is '3.29', L:23), so 27 is "
+            "[27, 28)"),
+    "ln 4 as 1.38": Reading(
+        1.38, "truncated",
+        "L:26 gives the loss of four equal logits, ln 4 = 1.3863, as 1.38: cut to two decimals "
+        "as L:23 cuts ln 27"),
+    "about ln 27 at step 0": Reading(
+        3.29, "about", relative=0.01, single_run=True,
+        why="L:41 calls the first iteration's loss with W2 x 0.01 and b2 = 0 'close enough' to "
+            "the expected 3.29 (L:23), one batch of one run, where W2 x 0.1 was only 'much "
+            "closer' (L:37): read as within 1% of 3.29"),
+    "+-15 read off the histogram": Reading(
+        15.0, "about", relative=1 / 6, single_run=True,
+        why="L:51: pre-activations 'between negative 15 and 15', read off a 50-bin histogram of "
+            "the first batch (32 x 200 values) of one run whose axis ticks stand 5 apart: the "
+            "edge is read to half a tick, +-2.5"),
+    "+-1.5 read off the histogram": Reading(
+        1.5, "about", relative=1 / 6, single_run=True,
+        why="L:79: 'between -1.5 and 1.5' after W1 x 0.1, read off the same histogram of one "
+            "run's first batch with ticks 0.5 apart: half a tick, +-0.25"),
+    "no unit above 0.99 at W1 x 0.1": Reading(
+        0.0, "rounded", digits=0, single_run=True,
+        why="L:79: after W1 x 0.1 'no neurons that are saturated above 0.99' in the first batch "
+            "of one run: a count of zero"),
+    "no dead unit at the lecture's init": Reading(
+        0.0, "rounded", digits=0, single_run=True,
+        why="L:66: at the plain-randn init 'I don't see a single neuron that is all white', in "
+            "one run: a count of zero"),
+    "several thousand iterations": Reading(
+        3000.0, "magnitude", single_run=True,
+        why="L:44: the bad init spends 'probably ... the first several thousand iterations' "
+            "squashing the weights: an order-of-magnitude guess about one run"),
+    "more than half": Scale(
+        0.5, "",
+        "the lecture's 'most' (L:50 'most of the values', L:64 'a lot of this tensor'): a share "
+        "above one half"),
+    "a confident guess": Scale(
+        -math.log(0.9), "nats",
+        "L:28 'a very low loss' from giving the correct label a high probability by chance: a "
+        "loss below -ln 0.9 means the label gets more than 90% of the probability"),
     # --- family kaiming, stack, diag ------------------------------------------------------------
     # Spoken numbers read off one printed std: the leading digits, cut (3.16 is spoken "three").
     "x @ W std 3": Reading(
@@ -239,7 +287,86 @@ TOLERANCES: dict[str, Tolerance] = {
         why="L:346: 'ratios of negative one or negative 1.5': the range [-1.5, -1] read off one "
             "run's plot"),
     # --- family bn (the MLP, BatchNorm itself) --------------------------------------------------
+    "roughly zero": Reading(
+        0.0, "rounded", digits=0,
+        why="L:166 'the mean will be roughly zero': a one-digit number, read as rounded to a "
+            "whole number"),
+    "roughly one": Reading(
+        1.0, "rounded", digits=0,
+        why="L:166 'the standard deviation roughly one' (L:124 'a unit or one standard "
+            "deviation'): a one-digit number, read as rounded to a whole number"),
+    "rounding of a batch standardisation": Scale(
+        64.0, "ulps",
+        "in ulps of a unit's conditioning u (1 + |mean| / std), what centring x - mean costs: a "
+        "pairwise sum of n <= 1,024 terms is off by up to log2(n) = 10 ulps, the variance's sum "
+        "as much again, the square root and the division one each; 64 leaves a factor 2-3"),
+    "float64 agreement of two implementations": Scale(
+        1e-10, "relative",
+        "two float64 implementations of one formula (u = 1.1e-16) differ by the rounding of "
+        "sums of up to 1,024 terms and of gradients that cancel in exact arithmetic: 1e-10 of "
+        "the largest value leaves six decades for that, and lies six decades below the smallest "
+        "real difference in play (the variance convention at batch 1,024, "
+        "1 - sqrt(1023/1024) = 4.9e-4)"),
+    "float32 resolution of a logit": Scale(
+        1e-4, "nats",
+        "the trained MLP's logits (up to ~10) carry float32 ulps of ~1e-6 and come out of a "
+        "200-term dot product, which may round them by up to ~100 ulps: a change below 1e-4 "
+        "can be rounding, one above it cannot"),
+    "float32 resolution of a statistic": Scale(
+        1e-5, "sd",
+        "a running statistic is a float32 EMA that keeps each step's rounding (u = 6e-8) for "
+        "about 1/m = 1,000 steps, ~sqrt(1000) u = 2e-6 in all; buffers closer than 1e-5 unit "
+        "sd are identical up to rounding"),
+    "the noise of one batch's statistics": Scale(
+        0.127, "sd",
+        "the standard error of a batch-of-32 statistic in units of the unit's std (L:226 'only "
+        "32 examples'): 1/sqrt(32) = 0.177 for the mean, 1/sqrt(2 * 31) = 0.127 for the std, "
+        "the smaller taken; training normalised every batch with statistics that far off, so "
+        "buffers closer than this are closer than any statistics the network was trained with"),
+    "the rounding bound of a cancelled sum": Scale(
+        1.0, "x bound",
+        "a sum of B float terms that is 0 in exact arithmetic comes out at most about "
+        "B u sum|terms| (the recursive-summation bound gamma_B ~ B u); for the bias gradient "
+        "through BN the terms are |gamma d_i| / sigma times the centring's conditioning "
+        "1 + max|h| / sigma: measured in units of that bound it must stay within 1"),
+    "a bias that did not learn": Scale(
+        1e-3, "",
+        "how far a bias before BN moved over training, relative to BN's beta, which does its "
+        "job (L:183): its gradient is a rounding residue, at most B u = 2e-6 (B = 32) of the "
+        "terms it cancels, while beta gets their uncancelled sum, so rounding alone moves it "
+        "orders of magnitude less than beta; 1e-3 leaves a factor 500 for the conditioning "
+        "and the accumulation over steps"),
     # --- family bn (the deep network) -----------------------------------------------------------
+    "the BN net's tanh std 0.65": Reading(
+        0.65, "about", relative=0.02 / 0.65, single_run=True,
+        why="L:354 'roughly 0.65' throughout the layers of the BN net, read off one run after "
+            "1,000 steps; the notebook prints per-layer stds of 0.63-0.65 and calls them that, "
+            "so 'roughly' spans at least 0.02 either side"),
+    "a tanh std unaffected by the gain": Reading(
+        0.0, "rounded", digits=2,
+        why="L:356 'exactly unaffected'; the lecture's plots print layer stds to two decimals, "
+            "so a shift under 0.005 cannot show"),
+    "the update-ratio guide -3": Scale(
+        -3.0, "log10", "the lecture's black guide line at 1e-3 (L:336, L:355, L:371)"),
+    # The decent range of an update ratio, as the diag family reads it (identical entries in its
+    # section on branch claims-kaiming-stack-diag: keep one copy when merging).
+    "update ratio: floor of the decent range": Scale(
+        -3.5, "log10",
+        "midway between 'roughly one in negative three' (L:336) and an update '10,000 times' "
+        "smaller than the data, 'way too small' (L:343): below it updates are far below -3"),
+    "update ratio: ceiling of the decent range": Scale(
+        -2.0, "log10",
+        "midway between 'a little bit on the higher side ... somewhere around negative 2.5 ... "
+        "a decent setting' (L:344) and 'learning way too fast, with ratios of negative one or "
+        "negative 1.5' (L:346)"),
+    "the notebook's step-0 loss 3.2870": Reading(
+        3.2870, "rounded", digits=4, single_run=True,
+        why="the notebook prints the step-0 loss of the BN deep net (gain 1.0, last BN's gamma "
+            "x 0.1) on one batch of 32 of one run, to four decimals"),
+    "no failed run": Scale(
+        0.0, "runs",
+        "'quite reliably ... it basically just worked' (L:123): a count of runs that did not "
+        "train, so any failure is one too many"),
     # --- family bias, misc ----------------------------------------------------------------------
 }
 

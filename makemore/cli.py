@@ -1,29 +1,40 @@
 """python -m makemore train|sample: the lecture's networks from the command line.
 
-Errors in what the user gave (a bad value, a missing or altered data file) end in one line on
-stderr and exit code 2; Ctrl-C ends with exit code 130. Neither prints a traceback.
+Trained runs are kept in the run store when asked (`train --save`, and always by `sample`), and
+any run already there is read instead of trained again: the same config, steps, lr, seed, data
+and engine give the same bits.
+
+Exit codes: 0 done; 2 an error in what the user gave (a bad value, a missing, altered or too
+small data file, a run that cannot fit in memory, an unknown run ID), in one line on stderr;
+3 training finished but a run diverged (its loss not finite, or worse than at step 0), said
+on stderr and flagged in the table and the JSON; 130 Ctrl-C. None prints a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import NoReturn
 
 import torch
 
 from makemore.data import DataError, load_splits
-from makemore.models import MLP_CONFIGS, NOTEBOOK_SEED, deep, mlp
-from makemore.modules import Module, Streams
+from makemore.models import MLP_CONFIGS, NOTEBOOK_SEED, DeepConfig, MLPConfig, count_parameters
 from makemore.progress import Progress
+from makemore.runs import Assembled, MemberSpec, assemble, make_spec, train_members
+from makemore.runs import build as build_members
 from makemore.stats import mean_ci
-from makemore.train import TrainConfig, evaluate, sample, train
+from makemore.store import RunStore, StoreError
+from makemore.train import TrainConfig, check_memory, sample
 
 DEEP_CONFIGS = {"deep": {}, "deep-bn": {"batchnorm": "before", "batchnorm_last": True, "gain": 1.0}}
 CONFIGS = [*MLP_CONFIGS, *DEEP_CONFIGS]
 SAMPLE_SEED = NOTEBOOK_SEED + 10  # the notebook's sampling generator
+EXIT_DIVERGED = 3  # training finished, but a run diverged
 
 
 class Parser(argparse.ArgumentParser):
@@ -61,10 +72,10 @@ def device_arg(text: str) -> torch.device:
     return torch.device(text)
 
 
-def build(name: str, streams: Streams) -> Module:
+def model_config(name: str) -> MLPConfig | DeepConfig:
     if name in DEEP_CONFIGS:
-        return deep(streams, **DEEP_CONFIGS[name])  # type: ignore[arg-type]
-    return mlp(streams, name)
+        return replace(DeepConfig(), **DEEP_CONFIGS[name])  # type: ignore[arg-type]
+    return MLP_CONFIGS[name]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -104,6 +115,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="accept a names file whose sha256 is not the lecture's",
     )
+    common.add_argument("--runs", help="run store folder (default: runs/, or $MAKEMORE_RUNS)")
     tr = sub.add_parser("train", parents=[common], help="train seeds as one ensemble; print losses")
     tr.add_argument(
         "--seeds",
@@ -116,37 +128,60 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="one member with the notebook's seed 2147483647: its printed numbers",
     )
+    tr.add_argument("--save", action="store_true",
+                    help="keep the trained runs in the run store and print their IDs")
     tr.add_argument("--json", action="store_true", help="print the results as JSON")
     sa = sub.add_parser(
-        "sample", parents=[common], help="train the notebook's seed, then sample names"
+        "sample", parents=[common],
+        help="sample names from a stored run (trained and stored first if there is none)"
     )
     sa.add_argument("-n", type=positive_int, default=20, help="names to sample (default: 20)")
+    sa.add_argument("--run", metavar="ID", help="the stored run to sample from (an ID printed "
+                    "by train --save, or a unique prefix of it)")
     return top
 
 
-def run_training(args: argparse.Namespace, seeds: list[int]) -> tuple[Module, object, object]:
-    splits = load_splits(3, args.data, args.allow_other_data)
-    streams = Streams(seeds)
-    model = build(args.config, streams).to(args.device)
+def member_specs(args: argparse.Namespace, seeds: list[int], sha256: str) -> list[MemberSpec]:
+    """The member runs the arguments describe, keyed as the run store keys them (the same runs
+    the ablations train, when the settings agree)."""
+    config = model_config(args.config)
     fraction = 0.75 if args.config in DEEP_CONFIGS else 0.5
-    config = TrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        decay_step=int(args.steps * fraction),
-    )
-    bar = Progress(args.steps, f"{args.config} x{len(seeds)}", "steps")
-    history = train(model, splits.train, config, streams, progress=bar)
-    bar.close()
-    return model, history, splits
+    train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                               decay_step=int(args.steps * fraction))
+    spec = make_spec(config, train_config, device=args.device.type)
+    return [MemberSpec.of(spec, seed, sha256) for seed in seeds]
+
+
+def obtain(args: argparse.Namespace, seeds: list[int], save: bool) -> tuple[Assembled, list[str]]:
+    """The runs: read from the store where they are, the rest trained (and stored if `save`).
+    Returns them assembled, and what was done for each."""
+    splits = load_splits(3, args.data, args.allow_other_data)
+    store = RunStore(args.runs)
+    specs = member_specs(args, seeds, splits.sha256)
+    check_memory(count_parameters(build_members(specs[:1])[0]), len(specs), args.steps,
+                 args.batch_size)
+    found = {m.key: store.get(m.key) for m in specs}
+    missing = [m for m in specs if found[m.key] is None]
+    payloads = {k: (run.tensors, run.results) for k, run in found.items() if run is not None}
+    if missing:
+        bar = Progress(args.steps * len(missing), f"{args.config} x{len(missing)}", "seed-steps")
+        payloads.update(train_members(missing, splits, args.device, store if save else None,
+                                      progress=bar))
+        bar.close()
+    done = ["stored" if found[m.key] else "trained and stored" if save else "trained"
+            for m in specs]
+    return assemble(specs, [payloads[m.key] for m in specs], args.device), done
 
 
 def command_train(args: argparse.Namespace) -> int:
     seeds = [NOTEBOOK_SEED] if args.replay else [NOTEBOOK_SEED + i for i in range(args.seeds)]
-    model, history, splits = run_training(args, seeds)
-    step0 = history.initial.tolist()  # type: ignore[attr-defined]
-    train_loss = evaluate(model, splits.train).tolist()  # type: ignore[attr-defined]
-    val_loss = evaluate(model, splits.dev).tolist()  # type: ignore[attr-defined]
+    runs, done = obtain(args, seeds, args.save)
+    splits = load_splits(3, args.data, args.allow_other_data)
+    keys = [m.key for m in member_specs(args, seeds, splits.sha256)]
+    step0 = runs.losses[0].tolist()
+    train_loss = [r["train_loss"] for r in runs.results]
+    val_loss = [r["val_loss"] for r in runs.results]
+    diverged = [bool(r["diverged"]) for r in runs.results]
     summary = {
         name: mean_ci(values)
         for name, values in (("step0", step0), ("train", train_loss), ("val", val_loss))
@@ -158,38 +193,58 @@ def command_train(args: argparse.Namespace) -> int:
                     "config": args.config,
                     "steps": args.steps,
                     "seeds": seeds,
-                    "data_sha256": splits.sha256,  # type: ignore[attr-defined]
+                    "runs": keys,
+                    "data_sha256": splits.sha256,
                     "step0": step0,
-                    "train": train_loss,
-                    "val": val_loss,
+                    "train": [json_number(v) for v in train_loss],
+                    "val": [json_number(v) for v in val_loss],
+                    "diverged": diverged,
                     "summary": {
-                        k: {"mean": e.mean, "ci_low": e.ci_low, "ci_high": e.ci_high, "n": e.n}
+                        k: {"mean": json_number(e.mean), "ci_low": json_number(e.ci_low),
+                            "ci_high": json_number(e.ci_high), "n": e.n}
                         for k, e in summary.items()
                     },
                 },
                 indent=2,
             )
         )
-        return 0
-    print(f"{'seed':>12} {'step-0':>8} {'train':>8} {'val':>8}")
-    for seed, a, b, c in zip(seeds, step0, train_loss, val_loss, strict=True):
-        print(f"{seed:>12} {a:>8.4f} {b:>8.4f} {c:>8.4f}")
-    print(
-        f"{'mean':>12} {summary['step0'].mean:>8.4f} {summary['train'].mean:>8.4f} "
-        f"{summary['val'].mean:>8.4f}"
-    )
-    if len(seeds) > 1:
-        for name, estimate in summary.items():
-            print(
-                f"  {name}: mean {estimate.mean:.4f}, 95% CI [{estimate.ci_low:.4f}, "
-                f"{estimate.ci_high:.4f}] over {estimate.n} seeds"
-            )
+    else:
+        print(f"{'seed':>12} {'step-0':>8} {'train':>8} {'val':>8}  run")
+        for seed, a, b, c, bad, key, how in zip(seeds, step0, train_loss, val_loss, diverged,
+                                                keys, done, strict=True):
+            flag = "  DIVERGED" if bad else ""
+            print(f"{seed:>12} {a:>8.4f} {b:>8.4f} {c:>8.4f}  {key} ({how}){flag}")
+        if len(seeds) > 1:
+            for name, estimate in summary.items():
+                print(
+                    f"  {name}: mean {estimate.mean:.4f}, 95% CI [{estimate.ci_low:.4f}, "
+                    f"{estimate.ci_high:.4f}] over {estimate.n} seeds"
+                )
+    if any(diverged):
+        print(f"warning: {sum(diverged)} of {len(seeds)} runs diverged (loss not finite, or "
+              "worse than at step 0): lower --lr", file=sys.stderr)
+        return EXIT_DIVERGED
     return 0
 
 
+def json_number(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
+
+
 def command_sample(args: argparse.Namespace) -> int:
-    model, _, _ = run_training(args, [NOTEBOOK_SEED])
-    for name in sample(model, args.n, block_size=3, seed=SAMPLE_SEED):
+    if args.run:
+        run = RunStore(args.runs).find(args.run)
+        spec = MemberSpec(run.spec, run.seed, run.key)
+        model = assemble([spec], [(run.tensors, run.results)], args.device).model
+        how = f"run {run.key}"
+        block = run.spec["data"]["block_size"]
+    else:
+        runs, done = obtain(args, [NOTEBOOK_SEED], save=True)
+        model = runs.model
+        how = f"the {done[0]} run of --config {args.config}, seed {NOTEBOOK_SEED}"
+        block = 3
+    print(f"# sampled from {how}", file=sys.stderr)
+    for name in sample(model, args.n, block_size=block, seed=SAMPLE_SEED):
         print(name)
     return 0
 
@@ -203,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_guarded(main_fn: Callable[[], int], extra_errors: tuple[type[Exception], ...] = ()) -> int:
     """Turn expected failures into one line and an exit code instead of a traceback."""
-    expected: tuple[type[Exception], ...] = (DataError, ValueError, *extra_errors)
+    expected: tuple[type[Exception], ...] = (DataError, ValueError, StoreError, *extra_errors)
     try:
         return main_fn()
     except KeyboardInterrupt:

@@ -177,6 +177,12 @@ def split_words(words: tuple[str, ...]) -> tuple[list[str], list[str], list[str]
 def _cached_splits(path: Path, digest: str, block_size: int, allow_other: bool) -> Splits:
     words = load_words(path, allow_other)
     train, dev, test = split_words(words.words)
+    if not (train and dev and test):
+        raise DataError(
+            f"{path} holds {len(words.words)} names: the notebook's 80/10/10 split leaves a "
+            f"split empty (train {len(train)}, val {len(dev)}, test {len(test)}); give a file "
+            "of at least 10 names"
+        )
     return Splits(
         build_dataset(train, block_size),
         build_dataset(dev, block_size),

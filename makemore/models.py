@@ -19,6 +19,7 @@ from makemore.modules import (
     Flatten,
     Linear,
     Module,
+    Residual,
     Scale,
     Sequential,
     Streams,
@@ -49,7 +50,8 @@ def kaiming_std(nonlinearity: str, fan_in: int) -> float:
 @dataclass(frozen=True)
 class MLPConfig:
     """The one-hidden-layer MLP of the loss log. A scale of None for a bias means no bias;
-    "kaiming" for w1 means gain(nonlinearity) / sqrt(fan_in)."""
+    "kaiming" for w1 means gain(nonlinearity) / sqrt(fan_in). bn_affine=False drops the
+    BatchNorm's gain and bias (the hidden units stay standardised)."""
 
     w1: Scale | str = 1.0
     b1: Scale | None = 1.0
@@ -62,6 +64,8 @@ class MLPConfig:
     vocab_size: int = VOCAB_SIZE
     nonlinearity: str = "tanh"
     bn_momentum: float = 0.001
+    bn_affine: bool = True
+    bn_eps: float = 0.0  # the notebook's MLP divides by the batch std with no eps
 
     @property
     def fan_in(self) -> int:
@@ -109,10 +113,11 @@ def mlp(streams: Streams, config: MLPConfig | str = "kaiming", **overrides: obje
         layers.append(
             BatchNorm1d(
                 config.n_hidden,
-                eps=0.0,
+                eps=config.bn_eps,
                 momentum=config.bn_momentum,
                 members=streams.members,
                 track="std",
+                affine=config.bn_affine,
             )
         )
     layers.append(ACTIVATIONS[config.nonlinearity]())
@@ -141,6 +146,13 @@ class DeepConfig:
     fan_in_norm=False the weights are plain randn * gain. last_scale softens the output: it
     multiplies the last BN's gamma, or without a last BN the last Linear's weight (which then
     gets no gain), exactly as in the notebook. bias=None means: a bias unless BN follows.
+    bn_affine=False gives every BN no gain and no bias (units stay standardised); then a last BN
+    has no gamma to soften, so last_scale must be 1.
+
+    residual=True turns each hidden block whose input and output widths agree (all but the
+    first, 30 -> 100) into h + f(h), f being the block (Linear -> BN -> nonlinearity, in the
+    order `batchnorm` gives). The first block and the output layer stay plain. Parameters and
+    their draws are those of the plain network.
     """
 
     depth: int = 5
@@ -158,6 +170,8 @@ class DeepConfig:
     bn_momentum: Scale = 0.1
     bn_eps: float = 1e-5
     bn_convention: str = "lecture"
+    bn_affine: bool = True
+    residual: bool = False
 
     def __post_init__(self) -> None:
         if self.depth < 1:
@@ -167,6 +181,10 @@ class DeepConfig:
         if self.nonlinearity not in ACTIVATIONS:
             raise ValueError(
                 f"unknown nonlinearity {self.nonlinearity!r}; known: {', '.join(ACTIVATIONS)}"
+            )
+        if self.batchnorm_last and not self.bn_affine and self.last_scale != 1.0:
+            raise ValueError(
+                "bn_affine=False leaves the last BatchNorm no gamma to scale: pass last_scale=1.0"
             )
 
 
@@ -186,17 +204,24 @@ def deep(streams: Streams, config: DeepConfig | None = None, **overrides: object
             momentum=config.bn_momentum,
             members=members,
             convention=config.bn_convention,
+            affine=config.bn_affine,
         )
 
     layers: list[Module] = [Embedding(config.vocab_size, config.n_embd, streams=streams), Flatten()]
+    hidden: list[Linear] = []
     fan_in = config.n_embd * config.block_size
     for _ in range(config.depth):
-        layers.append(linear(fan_in, config.n_hidden, config.batchnorm == "before"))
+        hidden.append(linear(fan_in, config.n_hidden, config.batchnorm == "before"))
+        block: list[Module] = [hidden[-1]]
         if config.batchnorm == "before":
-            layers.append(batchnorm(config.n_hidden))
-        layers.append(ACTIVATIONS[config.nonlinearity]())
+            block.append(batchnorm(config.n_hidden))
+        block.append(ACTIVATIONS[config.nonlinearity]())
         if config.batchnorm == "after":
-            layers.append(batchnorm(config.n_hidden))
+            block.append(batchnorm(config.n_hidden))
+        if config.residual and fan_in == config.n_hidden:
+            layers.append(Residual(Sequential(block)))
+        else:
+            layers.extend(block)
         fan_in = config.n_hidden
     last = linear(fan_in, config.vocab_size, config.batchnorm_last)
     layers.append(last)
@@ -204,13 +229,12 @@ def deep(streams: Streams, config: DeepConfig | None = None, **overrides: object
         layers.append(batchnorm(config.vocab_size))
     with torch.no_grad():
         gain = per_member(config.gain, members, 3)
-        for layer in layers:
-            if isinstance(layer, Linear) and (config.batchnorm_last or layer is not last):
-                layer.weight *= gain
-        if config.batchnorm_last:
-            layers[-1].gamma *= config.last_scale  # type: ignore[attr-defined]
-        else:
+        for layer in hidden + ([last] if config.batchnorm_last else []):
+            layer.weight *= gain
+        if not config.batchnorm_last:
             last.weight *= config.last_scale
+        elif config.bn_affine:
+            layers[-1].gamma *= config.last_scale  # type: ignore[attr-defined]
     return Sequential(layers)
 
 

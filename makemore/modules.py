@@ -167,12 +167,16 @@ class BatchNorm1d(Module):
     `convention="lecture"` normalises with the unbiased batch variance and stores it (the
     lecture's code); `convention="torch"` normalises with the biased variance and stores the
     unbiased one (torch.nn.BatchNorm1d). `track="std"` keeps a running std instead of a running
-    variance (the lecture's one-hidden-layer MLP). Momentum may differ per member.
+    variance (the lecture's one-hidden-layer MLP). Momentum may differ per member. With
+    `affine=False` there is no gain gamma nor bias beta: the output is the standardised input
+    (torch's affine=False); `gamma` and `beta` are then absent, not None.
     """
 
-    param_names = ("gamma", "beta")
+    param_names: tuple[str, ...] = ("gamma", "beta")
     buffer_names = ("running_mean", "running_var")
     constant_names = ("momentum",)  # a per-member momentum is a tensor
+    gamma: torch.Tensor
+    beta: torch.Tensor
 
     def __init__(
         self,
@@ -183,6 +187,7 @@ class BatchNorm1d(Module):
         members: int = 1,
         convention: str = "lecture",
         track: str = "var",
+        affine: bool = True,
     ):
         if convention not in ("lecture", "torch"):
             raise ValueError(f"convention must be 'lecture' or 'torch', got {convention!r}")
@@ -192,8 +197,12 @@ class BatchNorm1d(Module):
         self.momentum = per_member(momentum, members, 2)
         self.convention = convention
         self.track = track
-        self.gamma = torch.ones(members, dim)
-        self.beta = torch.zeros(members, dim)
+        self.affine = affine
+        if affine:
+            self.gamma = torch.ones(members, dim)
+            self.beta = torch.zeros(members, dim)
+        else:
+            self.param_names = ()
         self.running_mean = torch.zeros(members, dim)
         self.running_var = torch.ones(members, dim)  # holds the running std when track="std"
         self.requires_grad_()
@@ -212,7 +221,10 @@ class BatchNorm1d(Module):
             var = stored * stored if self.track == "std" else stored
             centred = x - mean
         xhat = centred / torch.sqrt(var + self.eps)
-        self.out = self.gamma.unsqueeze(1) * xhat + self.beta.unsqueeze(1)
+        if self.affine:
+            self.out = self.gamma.unsqueeze(1) * xhat + self.beta.unsqueeze(1)
+        else:
+            self.out = xhat
         if self.training:
             with torch.no_grad():
                 batch_stat = unbiased.sqrt() if self.track == "std" else unbiased
@@ -334,6 +346,34 @@ class Sequential(Module):
             x = layer(x)
         self.out = x
         return x
+
+    def input_of(self, x: torch.Tensor, target: Module) -> torch.Tensor | None:
+        """What `target` receives when the network runs on x, computing no layer after it; None
+        if target is not inside. Calibration uses it for BatchNorms nested in residual blocks."""
+        for layer in self.layers:
+            if layer is target:
+                return x
+            if isinstance(layer, Residual):
+                found = layer.block.input_of(x, target)
+                if found is not None:
+                    return found
+            x = layer(x)
+        return None
+
+
+class Residual(Module):
+    """x + block(x): a skip connection around a block whose input and output widths agree, so
+    the block only has to learn a correction to the identity."""
+
+    def __init__(self, block: Sequential):
+        self.block = block
+
+    def children(self) -> list[Module]:
+        return [self.block]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.out = x + self.block(x)
+        return self.out
 
 
 def member_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -153,6 +153,19 @@ class RunStore:
             return None
         return MemberRun(key, sidecar, tensors)
 
+    def find(self, prefix: str) -> MemberRun:
+        """The run whose key starts with `prefix` (an ID as `train --save` prints it)."""
+        matches = sorted({p.stem for p in self.root.glob(f"{prefix[:2]}/{prefix}*.json")})
+        if len(matches) != 1:
+            found = "no run" if not matches else f"{len(matches)} runs"
+            raise StoreError(f"{found} in {self.root} with an ID starting {prefix!r}: list "
+                             "them with `python -m ablations runs`, or train one with "
+                             "`python -m makemore train --save`")
+        run = self.get(matches[0])
+        if run is None:
+            raise StoreError(f"run {matches[0]} was damaged and has been removed: train it again")
+        return run
+
     def remove(self, key: str) -> None:
         for path in self.paths(key):
             path.unlink(missing_ok=True)

@@ -4,10 +4,15 @@ One plain loop, as in the notebook: draw a batch per member from that member's g
 forward, cross-entropy, backward, SGD step `p += -lr * grad`. Each member's loss depends only on
 its own parameters and the summed loss has block-diagonal gradients, so members never influence
 each other; a one-member ensemble is the notebook's single run.
+
+The step runs on makemore.fast (hand-written backward, bit-identical) whenever it supports the
+network and nobody watches the step; callbacks and retained activation gradients, which read
+autograd's `.grad`, run the autograd step.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +20,15 @@ from pathlib import Path
 import torch
 
 from makemore import checkpoint as checkpoints
-from makemore.modules import BatchNorm1d, Module, Streams, member_cross_entropy, per_member
+from makemore import fast
+from makemore.modules import (
+    BatchNorm1d,
+    Module,
+    Sequential,
+    Streams,
+    member_cross_entropy,
+    per_member,
+)
 
 INDEX_CHUNK = 1000  # batch indices are drawn this many steps at a time (same stream as per step)
 
@@ -73,6 +86,31 @@ class History:
         return self.losses[0]
 
 
+def available_memory() -> int:
+    """Bytes this machine can still give (MemAvailable), or its physical memory."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(parameters: int, members: int, steps: int, batch_size: int = 32) -> None:
+    """Refuse a run that cannot fit before allocating it: the per-step loss record (steps x
+    members floats) and, per member, the parameters with their gradients and optimiser state
+    (4 copies) plus a generous allowance for one step's activations."""
+    needed = 4 * (steps * members + 4 * parameters * members + 64 * batch_size * 1024 * members)
+    have = available_memory()
+    if needed > have:
+        raise ValueError(
+            f"{steps:,} steps x {members:,} members need about {needed / 2**30:,.1f} GiB; this "
+            f"machine has {have / 2**30:,.1f} GiB available: use fewer steps or seeds"
+        )
+
+
 def check_batchnorm_batch(model: Module, batch_size: int) -> None:
     if batch_size < 2 and any(isinstance(m, BatchNorm1d) for m in model.modules()):
         raise ValueError(
@@ -102,10 +140,14 @@ def train(
     """Train in place. Batch indices continue each member's generator after its init draws, as
     the notebook's single generator does. `progress(n)` is told of every n finished steps.
     `checkpoint=(path, every)` saves the whole state every `every` steps (a multiple of
-    INDEX_CHUNK) and resumes from the file if it exists."""
+    INDEX_CHUNK) and resumes from the file if it exists. Without callbacks and retained
+    activation gradients, a network that makemore.fast supports trains there, which leaves no
+    `.grad` on the parameters."""
     check_batchnorm_batch(model, config.batch_size)
-    x_all, y_all = data
     params = model.parameters()
+    check_memory(sum(p[0].numel() for p in params), streams.members, config.steps,
+                 config.batch_size)
+    x_all, y_all = data
     device = params[0].device
     members = streams.members
     x_all, y_all = x_all.to(device), y_all.to(device)
@@ -122,6 +164,10 @@ def train(
             adam.load(saved)
         if progress is not None and start:
             progress(start)
+    fast_step = None  # planned after a resume: it takes the restored buffers as they are
+    if not callbacks and not retain_activation_grads:
+        fast_step = fast.plan(model, members, config.batch_size, x_all.shape[1],
+                              config.optimizer, scalar_lr=not isinstance(config.lr, tuple))
     chunk = torch.empty(0)
     for step in range(start, config.steps):
         offset = step % INDEX_CHUNK
@@ -129,27 +175,16 @@ def train(
             size = min(INDEX_CHUNK, config.steps - step)
             chunk = streams.randint(x_all.shape[0], size, config.batch_size).to(device)
         ix = chunk[:, offset]
-        logits = model(x_all[ix])
-        loss = member_cross_entropy(logits, y_all[ix])
-        if retain_activation_grads:
-            for layer in model.modules():
-                if hasattr(layer, "out") and layer.out.requires_grad:
-                    layer.out.retain_grad()
-        for p in params:
-            p.grad = None
-        loss.sum().backward()
         lr = _lr_tensor(config.learning_rate(step), members, device)
-        with torch.no_grad():
-            if adam is not None:
-                adam.step(params, lr)
-            else:
-                for p in params:
-                    p.data += -per_member(lr, members, p.dim()) * p.grad  # type: ignore[operator]
-        losses[step] = loss.detach()
-        if callbacks:
-            state = StepState(step, model, loss.detach(), lr)
-            for callback in callbacks:
-                callback(state)
+        if fast_step is not None:
+            fast_step((x_all, y_all), ix, lr, losses[step], adam)
+        else:
+            loss = _autograd_step(model, x_all[ix], y_all[ix], lr, adam, retain_activation_grads)
+            losses[step] = loss
+            if callbacks:
+                state = StepState(step, model, loss, lr)
+                for callback in callbacks:
+                    callback(state)
         if progress is not None and (step + 1) % INDEX_CHUNK == 0:
             progress(INDEX_CHUNK)
         if checkpoint is not None and (step + 1) % checkpoint[1] == 0 and step + 1 < config.steps:
@@ -157,7 +192,37 @@ def train(
             checkpoints.save(checkpoint[0], step + 1, model, streams, losses, state)
     if progress is not None and config.steps % INDEX_CHUNK:
         progress(config.steps % INDEX_CHUNK)
+    if fast_step is not None:
+        fast_step.finish()
     return History(losses.cpu(), streams.seeds)
+
+
+def _autograd_step(
+    model: Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    lr: float | torch.Tensor,
+    adam: _Adam | None,
+    retain_activation_grads: bool,
+) -> torch.Tensor:
+    """One step with autograd, leaving gradients on the parameters: the members' losses."""
+    params = model.parameters()
+    members = params[0].shape[0]
+    loss = member_cross_entropy(model(x), y)
+    if retain_activation_grads:
+        for layer in model.modules():
+            if hasattr(layer, "out") and layer.out.requires_grad:
+                layer.out.retain_grad()
+    for p in params:
+        p.grad = None
+    loss.sum().backward()
+    with torch.no_grad():
+        if adam is not None:
+            adam.step(params, lr)
+        else:
+            for p in params:
+                p.data += -per_member(lr, members, p.dim()) * p.grad  # type: ignore[operator]
+    return loss.detach()
 
 
 class _Adam:
@@ -227,16 +292,16 @@ def calibrate(model: Module, x_all: torch.Tensor) -> None:
     was_training = model.training
     model.eval()
     step = _eval_chunk(members, x_all.shape[0])
-    for norm in [m for m in model.children() if isinstance(m, BatchNorm1d)]:
-        total = torch.zeros(2, members, norm.gamma.shape[1], dtype=torch.float64, device=device)
+    if not isinstance(model, Sequential):
+        raise TypeError(f"calibrate needs a Sequential network, got {type(model).__name__}")
+    for norm in [m for m in model.modules() if isinstance(m, BatchNorm1d)]:
+        width = norm.running_mean.shape[1]
+        total = torch.zeros(2, members, width, dtype=torch.float64, device=device)
         for start in range(0, x_all.shape[0], step):
             x = x_all[start : start + step].to(device)
-            x = x.unsqueeze(0).expand(members, *x.shape)
-            for layer in model.children():
-                if layer is norm:
-                    break
-                x = layer(x)
-            x = x.double()
+            found = model.input_of(x.unsqueeze(0).expand(members, *x.shape), norm)
+            assert found is not None, "every BatchNorm of the network is inside it"
+            x = found.double()
             total += torch.stack([x.sum(1), (x * x).sum(1)])
         n = x_all.shape[0]
         mean = total[0] / n

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from reports.build import ReadmeError, build
-from reports.compare import run as run_compare
-from reports.results import ResultError
+from reports.check import run as run_compare
+from reports.schema import ResultError
 
 PROG = "python -m reports"
 
@@ -47,6 +47,9 @@ def parser() -> Parser:
     b.add_argument("--readme", type=Path, metavar="README.md",
                    help="also replace the summary between <!-- summary:start --> and "
                         "<!-- summary:end --> in this file")
+    b.add_argument("--baseline", type=Path, metavar="DIR",
+                   help="open the report with the verdict and rule changes against these "
+                        "results (the rows of `compare`)")
     b.add_argument("--date", type=date_arg,
                    help="the date to state in the header (default: the newest time the "
                         "results record; none when they record none)")
@@ -55,6 +58,9 @@ def parser() -> Parser:
     c.add_argument("baseline", type=Path, metavar="BASELINE_DIR")
     c.add_argument("new", type=Path, metavar="NEW_DIR")
     c.add_argument("--quiet", action="store_true", help="print only the rows that are not ok")
+    c.add_argument("--accept-rule-changes", action="store_true",
+                   help="RULE CHANGED does not fail: for a change whose commit regenerates the "
+                        "baseline and says why the rule changed")
     return top
 
 
@@ -62,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "compare":
-            return run_compare(args.baseline, args.new, quiet=args.quiet)
-        built = build(args.results, args.out, date=args.date, readme=args.readme)
+            return run_compare(args.baseline, args.new, quiet=args.quiet,
+                               accept_rule_changes=args.accept_rule_changes)
+        built = build(args.results, args.out, date=args.date, readme=args.readme,
+                      baseline=args.baseline)
     except (ResultError, ReadmeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,11 +1,13 @@
 """Markdown for a code-hosting site and for diffs: one line per paragraph or table row, text
-escaped so that a statement is shown as written (`<script>` stays text, `*` stays a star)."""
+escaped so that a statement is shown as written (`<script>` stays text, `*` stays a star).
+The only raw HTML is the `<details>` that collapses the secondary parts of a claim."""
 
 from __future__ import annotations
 
 import re
+from html import escape as html_escape
 
-from reports import document as d
+from reports import blocks as d
 
 FIGURES = "figures"
 # Backslash-escaped everywhere: emphasis, code, links, raw HTML, tables, strike-through.
@@ -45,7 +47,7 @@ def link_target(target: str) -> str:
 def inline(part: d.Inline, in_table: bool = False) -> str:
     if isinstance(part, d.Code):
         return code(part.text, in_table)
-    if isinstance(part, d.Strong):
+    if isinstance(part, d.Strong | d.Badge):
         return f"**{escape(part.text)}**"
     if isinstance(part, d.Link):
         return f"[{escape(part.text)}]({link_target(part.target)})"
@@ -68,15 +70,25 @@ def block(b: d.Block) -> str:
     if isinstance(b, d.Para):
         return protect_start(line(b.parts))
     if isinstance(b, d.Quote):
-        return f"> {protect_start(escape(b.text))}"
+        return "\n>\n".join(f"> {protect_start(line(parts))}" for parts in b.lines)
     if isinstance(b, d.Bullets):
         return "\n".join(f"- {protect_start(line(item))}" for item in b.items)
     if isinstance(b, d.Table):
         return table(b)
     if isinstance(b, d.Figure):
         return f"![{escape(b.alt)}]({FIGURES}/{b.name})"
+    if isinstance(b, d.Details):
+        # GitHub renders Markdown inside <details> when blank lines separate it from the tags
+        return (f"<details><summary>{html_escape(b.summary)}</summary>\n\n"
+                + render_blocks(b.blocks) + "\n\n</details>")
+    if isinstance(b, d.Section):
+        return render_blocks(b.blocks)
     raise TypeError(f"unknown block {b!r}")
 
 
+def render_blocks(blocks: tuple[d.Block, ...] | list[d.Block]) -> str:
+    return "\n\n".join(block(b) for b in blocks)
+
+
 def render(blocks: list[d.Block]) -> str:
-    return "\n\n".join(block(b) for b in blocks) + "\n"
+    return render_blocks(blocks) + "\n"

@@ -3,22 +3,14 @@
 A claim declares its runs as `RunTemplate`s: a network (the lecture's MLP or deep network, with
 overrides), a length stated at the lecture's scale, a schedule, and optionally a grid of
 conditions that vary per member (init scales, gains, learning rates, momenta). Resolved against a
-context, a template becomes one member run per (condition, seed), each with a complete spec.
-
-Member runs are the unit of storage: one (spec, seed) is trained once, whoever asks for it.
-Training groups the missing member runs whose specs differ only in values the engine takes per
-member, and trains each group as one ensemble. A member's numbers do not depend on its
-companions or on the thread count (the engine is bitwise member-independent; tested in
-tests/makemore), so any grouping gives the same runs.
+context, a template becomes one member run per (condition, seed), each with a complete spec
+(makemore.runs). A member run is trained once, whoever asks for it, and kept in the run store.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
-import hashlib
 from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import product
 from typing import Any
@@ -28,19 +20,22 @@ import pandas as pd
 import torch
 
 from ablations.context import LECTURE_DIAG_STEPS, LECTURE_STEPS, Context
-from makemore.checkpoint import load_state_tensors, state_tensors
-from makemore.diagnostics import UpdateRatios
-from makemore.models import MLP_CONFIGS, DeepConfig, MLPConfig, deep, mlp
-from makemore.modules import Module, Sequential, Streams
-from makemore.store import RunStore, canonical, engine_version, run_key
-from makemore.train import TrainConfig, evaluate, train
+from makemore.models import MLP_CONFIGS, DeepConfig
+from makemore.modules import Sequential
+from makemore.runs import (
+    MemberSpec,
+    Payload,
+    assemble,
+    group_key,
+    group_lock,
+    grouped,
+    make_spec,
+    train_members,
+)
+from makemore.train import TrainConfig
 
 MODELS = ("mlp", "deep")
 LECTURE_DECAY = {"mlp": 0.5, "deep": 0.75}  # lr 0.1 -> 0.01 at 100k (MLP), 150k (deep) of 200k
-RECORDERS = ("update_ratios", "last_step")
-# Spec fields the engine takes per member: runs differing only here train as one ensemble.
-PER_MEMBER = {"mlp": ("w1", "b1", "w2", "b2", "bn_momentum"), "deep": ("gain", "bn_momentum")}
-CHECKPOINT_EVERY = 10_000  # steps between checkpoints of a long ensemble
 
 
 @dataclass(frozen=True)
@@ -69,9 +64,6 @@ class RunTemplate:
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
-        unknown = set(self.record) - set(RECORDERS)
-        if unknown:
-            raise ValueError(f"unknown recorders {sorted(unknown)}; known: {RECORDERS}")
 
     def lecture_steps(self) -> int:
         if self.steps == "lecture":
@@ -85,7 +77,8 @@ class RunTemplate:
             self.lecture_steps())
 
     def describe(self) -> dict[str, Any]:
-        return json_ready(dataclasses.asdict(self))
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
 
     def members(self, ctx: Context) -> pd.DataFrame:
         """One row per member: member, seed, the conditions; seeds vary fastest."""
@@ -97,37 +90,21 @@ class RunTemplate:
         return frame
 
     def spec(self, ctx: Context, condition: dict[str, Any]) -> dict[str, Any]:
-        """The complete spec of one member run (everything its numbers depend on but the seed,
-        the data and the engine)."""
+        """The complete spec of one member run."""
         overrides = {**dict(self.config), **{k: v for k, v in condition.items() if k != "lr"}}
         steps = self.resolved_steps(ctx)
         if self.model == "mlp":
-            base = MLP_CONFIGS[overrides.pop("base", "kaiming")]
-            config = dataclasses.replace(base, **overrides)
-            config = dataclasses.replace(config, w1=config.w1_scale())
+            config = dataclasses.replace(MLP_CONFIGS[overrides.pop("base", "kaiming")],
+                                         **overrides)
         else:
             config = dataclasses.replace(DeepConfig(), **overrides)
         fraction = LECTURE_DECAY[self.model] if self.decay == "lecture" else self.decay
         decay = None if self.steps == "diag" or fraction is None else round(steps * fraction)
-        return json_ready({
-            "model": self.model,
-            "config": dataclasses.asdict(config),
-            "train": {"steps": steps, "batch_size": self.batch_size,
-                      "lr": condition.get("lr", self.lr), "decay_step": decay,
-                      "lr_decay": 0.1, "optimizer": self.optimizer},
-            "data": {"block_size": config.block_size, "subset": self.subset},
-            "record": sorted(self.record),
-            "device": ctx.device.type,
-        })
-
-
-def json_ready(value: Any) -> Any:
-    """Tuples as lists, floats kept exactly (JSON round-trips a float's repr)."""
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [json_ready(v) for v in value]
-    return value
+        train = TrainConfig(steps=steps, batch_size=self.batch_size,
+                            lr=condition.get("lr", self.lr), decay_step=decay,
+                            optimizer=self.optimizer)
+        return make_spec(config, train, subset=self.subset, record=self.record,
+                         device=ctx.device.type)
 
 
 def mlp_run(base: str = "kaiming", steps: int | str = "lecture", *,
@@ -172,6 +149,7 @@ class Trained:
     steps: int
     keys: list[str]
     recorded: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (E, ...)
+    diverged: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     def losses_frame(self) -> pd.DataFrame:
         """members + step0, train and val loss columns."""
@@ -187,212 +165,70 @@ class Trained:
         return np.flatnonzero(mask)
 
 
-@dataclass(frozen=True)
-class MemberSpec:
-    spec: dict[str, Any]
-    seed: int
-    key: str
-
-    def group(self) -> str:
-        """Specs equal but for per-member values train together."""
-        spec = {**self.spec, "config": dict(self.spec["config"]), "train": dict(self.spec["train"])}
-        for name in PER_MEMBER[spec["model"]]:
-            value = spec["config"][name]
-            if value is not None:
-                spec["config"][name] = "*"
-        spec["train"]["lr"] = "*"
-        return canonical(spec)
-
-
 def member_specs(template: RunTemplate, ctx: Context) -> list[MemberSpec]:
     frame = template.members(ctx)
     names = [n for n, _ in template.conditions]
-    engine, data = engine_version(), ctx.data_sha256
-    specs = []
-    for row in frame.itertuples(index=False):
-        spec = template.spec(ctx, {n: getattr(row, n) for n in names})
-        specs.append(MemberSpec(spec, int(row.seed), run_key(spec, int(row.seed), data, engine)))
-    return specs
+    return [MemberSpec.of(template.spec(ctx, {n: getattr(row, n) for n in names}), row.seed,
+                          ctx.data_sha256)
+            for row in frame.itertuples(index=False)]
 
 
-def build(specs: Sequence[MemberSpec]) -> tuple[Module, Streams]:
-    """A fresh ensemble for member specs of one group (per-member values as tuples)."""
-    streams = Streams([m.seed for m in specs])
-    first = specs[0].spec
-    config = dict(first["config"])
-    for name in PER_MEMBER[first["model"]]:
-        values = [m.spec["config"][name] for m in specs]
-        if values[0] is not None and len(set(values)) > 1:
-            config[name] = tuple(values)
-    if first["model"] == "mlp":
-        return mlp(streams, MLPConfig(**config)), streams
-    return deep(streams, DeepConfig(**config)), streams
-
-
-def train_config(specs: Sequence[MemberSpec]) -> TrainConfig:
-    settings = dict(specs[0].spec["train"])
-    lrs = [m.spec["train"]["lr"] for m in specs]
-    settings["lr"] = tuple(lrs) if len(set(lrs)) > 1 else lrs[0]
-    return TrainConfig(**settings)
-
-
-def training_data(ctx: Context, spec: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = ctx.splits(spec["data"]["block_size"]).train
-    subset = spec["data"]["subset"]
-    return (x[:subset], y[:subset]) if subset else (x, y)
-
-
-def last_step_tensors(model: Module) -> dict[str, torch.Tensor]:
-    """What the lecture inspects after its last step: each layer's output and its gradient,
-    and each parameter's gradient."""
-    tensors = {}
-    for i, module in enumerate(model.modules()):
-        out = getattr(module, "out", None)
-        if out is not None and i > 0:
-            tensors[f"out.{i}"] = out.detach()
-            if out.grad is not None:
-                tensors[f"out_grad.{i}"] = out.grad.detach()
-    for name, p in model.named_parameters():
-        if p.grad is not None:
-            tensors[f"grad.{name}"] = p.grad.detach()
-    return tensors
-
-
-def restore_last_step(model: Module, tensors: dict[str, torch.Tensor]) -> None:
-    """Put recorded outputs and gradients back where the diagnostics read them."""
-    for i, module in enumerate(model.modules()):
-        if f"out.{i}" in tensors:
-            module.out = tensors[f"out.{i}"]
-            if f"out_grad.{i}" in tensors:
-                module.out.grad = tensors[f"out_grad.{i}"]
-    for name, p in model.named_parameters():
-        if f"grad.{name}" in tensors:
-            p.grad = tensors[f"grad.{name}"]
-
-
-@contextmanager
-def group_lock(store: RunStore | None, group_key: str):
-    """One process trains a group at a time; another asking for it waits, then reads it."""
-    if store is None:
-        yield
-        return
-    path = store.root / "locks" / f"{group_key}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def group_key(specs: Iterable[MemberSpec]) -> str:
-    return hashlib.sha256("".join(m.key for m in specs).encode()).hexdigest()[:32]
-
-
-def train_group(ctx: Context, specs: Sequence[MemberSpec]) -> dict[str, tuple]:
-    """Train one group as an ensemble; returns key -> (tensors, results) per member, and keeps
-    them in the store (or, without one, in the context's memo). ctx.progress hears of
-    seed-steps."""
-    model, streams = build(specs)
-    model.to(ctx.device)
-    spec = specs[0].spec
-    callbacks = [UpdateRatios()] if "update_ratios" in spec["record"] else []
-    checkpoint = None
-    if ctx.store is not None and spec["train"]["steps"] > CHECKPOINT_EVERY:
-        checkpoint = (ctx.store.checkpoint_path(group_key(specs)), CHECKPOINT_EVERY)
-    report = None
-    if ctx.progress is not None:
-        progress, members = ctx.progress, len(specs)
-
-        def report(steps: int) -> None:
-            progress(steps * members)
-
-    history = train(model, training_data(ctx, spec), train_config(specs), streams,
-                    callbacks=callbacks, retain_activation_grads="last_step" in spec["record"],
-                    progress=report, checkpoint=checkpoint)
-    tensors = {f"param.{k}": v for k, v in state_tensors(model).items()}
-    if "last_step" in spec["record"]:
-        tensors.update({f"last.{k}": v for k, v in last_step_tensors(model).items()})
-    if callbacks:
-        tensors["record.update_ratios"] = callbacks[0].values.transpose(0, 1)  # (E, steps, P)
-    splits = ctx.splits(spec["data"]["block_size"])
-    train_loss = evaluate(model, splits.train).tolist()
-    val_loss = evaluate(model, splits.dev).tolist()
-    out = {}
-    for e, member in enumerate(specs):
-        own = {k: v[e] for k, v in tensors.items()}
-        own["losses"] = history.losses[:, e]
-        results = {"train_loss": train_loss[e], "val_loss": val_loss[e],
-                   "steps": spec["train"]["steps"]}
-        if callbacks:
-            results["update_ratio_names"] = callbacks[0].names
-        out[member.key] = (own, results)
-        if ctx.store is not None:
-            ctx.store.put(member.key, member.spec, member.seed, own, results)
-        else:
-            ctx._memo[member.key] = (own, results)
-    if checkpoint is not None:
-        checkpoint[0].unlink(missing_ok=True)
-    return out
+def have(ctx: Context, key: str) -> bool:
+    return key in ctx._memo or bool(ctx.store and ctx.store.has(key))
 
 
 def missing_groups(ctx: Context, templates: Iterable[RunTemplate]) -> list[list[MemberSpec]]:
-    """The member runs not yet in the store (or the memo), grouped for ensemble training, in a
-    deterministic order."""
-    missing: dict[str, MemberSpec] = {}
-    for template in templates:
-        for member in member_specs(template, ctx):
-            if member.key not in ctx._memo and not (ctx.store and ctx.store.has(member.key)):
-                missing.setdefault(member.key, member)
-    groups: dict[str, list[MemberSpec]] = {}
-    for member in missing.values():
-        groups.setdefault(member.group(), []).append(member)
-    return [sorted(g, key=lambda m: (m.key)) for _, g in sorted(groups.items())]
+    """The member runs nobody has trained, grouped for ensemble training, in a deterministic
+    order."""
+    members = [m for t in templates for m in member_specs(t, ctx) if not have(ctx, m.key)]
+    return grouped(members)
+
+
+def train_group(ctx: Context, specs: Sequence[MemberSpec]) -> dict[str, Payload]:
+    """Train one group; keep it in the store, or without one in the context's memo."""
+    spec = specs[0].spec
+    payloads = train_members(specs, ctx.splits(spec["data"]["block_size"]), ctx.device,
+                             ctx.store, ctx.progress)
+    if ctx.store is None:
+        ctx._memo.update(payloads)
+    return payloads
 
 
 def ensure(ctx: Context, templates: Iterable[RunTemplate]) -> None:
     """Train whatever member runs the templates need and nobody has trained."""
     for specs in missing_groups(ctx, templates):
         with group_lock(ctx.store, group_key(specs)):
-            if ctx.store is not None and all(ctx.store.has(m.key) for m in specs):
+            if all(have(ctx, m.key) for m in specs):
                 continue  # another process trained it while we waited
             train_group(ctx, specs)
+
+
+def payload(ctx: Context, template: RunTemplate, member: MemberSpec) -> Payload:
+    found = ctx._memo.get(member.key)
+    if found is not None:
+        return found
+    run = ctx.store.get(member.key) if ctx.store is not None else None
+    if run is None:  # removed as damaged: train it again
+        ensure(ctx, [template])
+        run = ctx.store.get(member.key) if ctx.store is not None else None
+        if run is None:
+            return ctx._memo[member.key]
+    return run.tensors, run.results
 
 
 def trained(ctx: Context, template: RunTemplate) -> Trained:
     """The template's members, trained (from the store, else trained now)."""
     ensure(ctx, [template])
     specs = member_specs(template, ctx)
-    stored = []
-    for member in specs:
-        found = ctx._memo.get(member.key)
-        if found is None and ctx.store is not None:
-            run = ctx.store.get(member.key)
-            if run is None:  # removed as damaged: train it again
-                ensure(ctx, [template])
-                run = ctx.store.get(member.key)
-            assert run is not None, f"run {member.key} missing after training"
-            found = (run.tensors, run.results)
-        stored.append(found)
-    model, _ = build(specs)
-    model.to(ctx.device)
-    stack = {k[len("param."):]: torch.stack([s[0][k] for s in stored])
-             for k in stored[0][0] if k.startswith("param.")}
-    load_state_tensors(model, stack)
-    last = {k[len("last."):]: torch.stack([s[0][k] for s in stored])
-            for k in stored[0][0] if k.startswith("last.")}
-    if last:
-        restore_last_step(model, last)
-    recorded = {k[len("record."):]: torch.stack([s[0][k] for s in stored])
-                for k in stored[0][0] if k.startswith("record.")}
+    built = assemble(specs, [payload(ctx, template, m) for m in specs], ctx.device)
     return Trained(
-        model=model,
+        model=built.model,  # type: ignore[arg-type]
         members=template.members(ctx),
-        losses=torch.stack([s[0]["losses"] for s in stored], dim=1),
-        train_loss=np.array([s[1]["train_loss"] for s in stored]),
-        val_loss=np.array([s[1]["val_loss"] for s in stored]),
-        steps=int(stored[0][1]["steps"]),
+        losses=built.losses,
+        train_loss=np.array([r["train_loss"] for r in built.results]),
+        val_loss=np.array([r["val_loss"] for r in built.results]),
+        steps=int(built.results[0]["steps"]),
         keys=[m.key for m in specs],
-        recorded=recorded,
+        recorded=built.recorded,
+        diverged=np.array([r.get("diverged", False) for r in built.results]),
     )

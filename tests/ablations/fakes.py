@@ -1,6 +1,6 @@
-"""Fake claims for testing the framework: trivial measure, judge and plot, a call counter, and
-switches that make one stage fail or stall. They are built per test and never registered in the
-global REGISTRY (except inside the subprocess of `cli_with_fakes`)."""
+"""Fake claims for testing the framework: trivial measure and figure, one declared check, a call
+counter, and switches that make one stage fail or stall. They are built per test and never
+registered in the global REGISTRY (except inside the subprocess of `cli_with_fakes`)."""
 
 from __future__ import annotations
 
@@ -12,30 +12,25 @@ import matplotlib.artist
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ablations.checks import Above
 from ablations.context import Context
-from ablations.registry import (
-    Claim,
-    Judgement,
-    Measurement,
-    Metric,
-    Source,
-    Verdict,
-)
-from ablations.verdicts import says
+from ablations.measurement import Measurement, Metric
+from ablations.registry import Claim, Source, measures
+from ablations.verdicts import Rules
 
-STAGES = ("measure", "judge", "plot", "write")
+STAGES = ("measure", "figure", "write")
 
 
 @dataclass
 class Fake:
     """What a fake claim measures and where it fails. `values` default to one per seed;
-    `fail_in="write"` makes the figure raise while it is saved, i.e. inside the result writer,
-    after the staging folder exists; `started` is touched when measure begins, then it sleeps."""
+    `fail_in="write"` makes the figure raise while it is saved, i.e. after the claim computed;
+    `started` is touched when measure begins, then it sleeps."""
 
     values: tuple[float, ...] | None = None
     extra: dict[str, Metric] = field(default_factory=dict)
     predictions: dict[str, float] = field(default_factory=dict)
-    source_values: dict[str, float] = field(default_factory=lambda: {"value": 1.0})
+    bound: float = -1e9  # the check: value above this
     fail_in: str = ""
     sleep: float = 0.0
     started: Path | None = None
@@ -59,6 +54,9 @@ def fake_claim(claim_id: str, fake: Fake | None = None) -> Claim:
         if knobs.fail_in == stage:
             raise ValueError(f"{claim_id}: {stage} failed (on purpose)")
 
+    units = {"value": "nats", "count": "", **{k: m.unit for k, m in knobs.extra.items()}}
+
+    @measures(**units)
     def measure(ctx: Context) -> Measurement:
         knobs.calls += 1
         if knobs.started is not None:
@@ -71,17 +69,8 @@ def fake_claim(claim_id: str, fake: Fake | None = None) -> Claim:
         metrics = {"value": Metric.of(values, "nats"), "count": Metric.exact(len(values))}
         return Measurement(table, {**metrics, **knobs.extra}, dict(knobs.predictions))
 
-    def judge(measurement: Measurement, ctx: Context) -> Judgement:
-        fail("judge")
-        metric = measurement.metrics["value"]
-        return Judgement(
-            Verdict.REPRODUCED,
-            says("value", metric, knobs.source_values.get("value")),
-            tolerance="a fake: any value reproduces",
-        )
-
-    def plot(measurement: Measurement, fig: Figure) -> None:
-        fail("plot")
+    def figure(measurement: Measurement, fig: Figure) -> None:
+        fail("figure")
         ax = fig.add_subplot()
         ax.plot(measurement.table["sample"], measurement.table["value"], "o")
         ax.set(title=claim_id, xlabel="sample", ylabel="value (nats)")
@@ -93,7 +82,8 @@ def fake_claim(claim_id: str, fake: Fake | None = None) -> Claim:
         statement=f"The fake statement of {claim_id}",
         source=Source("L", "22-23"),
         measure=measure,
-        judge=judge,
-        plot=plot,
-        source_values=dict(knobs.source_values),
+        figure=figure,
+        headline="value",
+        finding="The value is {value}.",
+        rules=Rules(reproduced=(Above("value", knobs.bound),)),
     )

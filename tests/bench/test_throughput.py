@@ -1,31 +1,38 @@
-"""Throughput of the lecture's MLP (kaiming config) in seed-steps per second: the notebook's plain
-single-run loop beside the ensemble engine at E = 1, 16 and 64 members, in one pytest run.
+"""Throughput in seed-steps per second, in one pytest run: the notebook's plain single-run loop,
+the engine (makemore.train, on its fast step) at E = 1, 16, 64 and 256 members for the lecture's
+MLP (kaiming config) and for the deep BatchNorm network, and a ceiling: the Linear layers of the
+MLP's fast step alone at E = 64. After each runner the sgemm rate that sets its limit is
+measured anew (makemore.throughput), so that both see the same load on shared cores.
 
-Run with `pytest tests/bench --benchmark-only`. Nothing here asserts a time: the figures are
-recorded in each benchmark's extra_info and summarised in a ratio table at the end of the run
-(tests/bench/conftest.py). A seed-step is one SGD step of one seed (one member), so E members
-doing S steps are E * S seed-steps.
+Run with `pytest -m bench tests/bench --benchmark-only` (tox -e bench). Nothing here asserts a
+time: each benchmark records its figures in extra_info, the end of the run prints them as a
+table (conftest.py), and `python -m tests.bench.readme_table` writes the README's table from
+the saved JSON. A seed-step is one SGD step of one member: E members doing S steps are E * S.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from makemore.models import NOTEBOOK_SEED, mlp
+from makemore import fast
+from makemore.models import NOTEBOOK_SEED
 from makemore.modules import Streams
+from makemore.throughput import NETWORKS, Rate, matmul_flops, sgemm_flops_per_second
 from makemore.train import TrainConfig, train
 
 pytestmark = pytest.mark.bench
 
-STEPS = 300  # per round: long enough to dwarf per-call overhead, short enough for 5 rounds
+STEPS = 200  # per round: long enough to dwarf per-call overhead, short enough for 5 rounds
 ROUNDS = 5
-MEMBERS = (1, 16, 64)
+MEMBERS = (1, 16, 64, 256)
+FLOPS = {name: matmul_flops(build(Streams([0])), 32) for name, build in NETWORKS.items()}
 
-# runner name -> seed-steps per second (mean round), filled in as the benchmarks run and read
-# by the terminal summary in conftest.py
-RESULTS: dict[str, float] = {}
+# filled in as the benchmarks run, read by the terminal summary in conftest.py
+RESULTS: list[Rate] = []
 
 
 def notebook_parameters(seed: int) -> list[torch.Tensor]:
@@ -62,10 +69,16 @@ def notebook_loop(C, W1, b1, W2, b2, g, Xtr, Ytr, steps):
             p.data += -lr * p.grad
 
 
-def record(benchmark, name: str, members: int) -> None:
-    rate = members * STEPS / benchmark.stats.stats.mean
-    benchmark.extra_info.update({"members": members, "steps": STEPS, "seed_steps_per_s": rate})
-    RESULTS[name] = rate
+def record(benchmark, runner: str, network: str, members: int) -> None:
+    """Keep the runner's best round, with the sgemm rate measured now, under the same load."""
+    rate = members * STEPS / benchmark.stats.stats.min
+    sgemm = sgemm_flops_per_second(torch.device("cpu"))
+    RESULTS.append(Rate(runner, network, rate, FLOPS[network], sgemm))
+    benchmark.extra_info.update({"runner": runner, "network": network, "members": members,
+                                 "steps": STEPS, "seed_steps_per_s": rate,
+                                 "flops_per_seed_step": FLOPS[network], "sgemm_flops_per_s": sgemm,
+                                 "threads": torch.get_num_threads(),
+                                 "load_average": os.getloadavg()[0], "cores": os.cpu_count()})
 
 
 def test_notebook_loop(benchmark, splits):
@@ -75,16 +88,42 @@ def test_notebook_loop(benchmark, splits):
         return (*notebook_parameters(NOTEBOOK_SEED), Xtr, Ytr, STEPS), {}
 
     benchmark.pedantic(notebook_loop, setup=setup, rounds=ROUNDS, warmup_rounds=1)
-    record(benchmark, "notebook loop", 1)
+    record(benchmark, "notebook loop", "MLP", 1)
 
 
 @pytest.mark.parametrize("members", MEMBERS)
-def test_engine(benchmark, splits, members):
+@pytest.mark.parametrize("network", list(NETWORKS))
+def test_engine(benchmark, splits, network, members):
     config = TrainConfig(steps=STEPS, decay_step=None)
 
     def setup():
         streams = Streams([NOTEBOOK_SEED + i for i in range(members)])
-        return (mlp(streams, "kaiming"), splits.train, config, streams), {}
+        return (NETWORKS[network](streams), splits.train, config, streams), {}
 
     benchmark.pedantic(train, setup=setup, rounds=ROUNDS, warmup_rounds=1)
-    record(benchmark, f"engine E={members}", members)
+    record(benchmark, f"engine, {network}, E = {members}", network, members)
+
+
+def test_linear_layers_alone(benchmark, splits):
+    """The ceiling of the step: the MLP's two Linear layers as its fast step runs them (forward,
+    input gradient, weight update fused into the weight-gradient matmul, bias sums) at E = 64,
+    and nothing else: the limit's matmuls at the efficiency these shapes get."""
+    members = 64
+    streams = Streams([NOTEBOOK_SEED + i for i in range(members)])
+    model = NETWORKS["MLP"](streams)
+    step = fast.plan(model, members, 32, splits.train[0].shape[1], "sgd", scalar_lr=True)
+    assert step is not None
+    ix = streams.randint(splits.train[0].shape[0], 1, 32)[:, 0]
+    step(splits.train, ix, 0.1, torch.empty(members))  # fills the buffers the layers read
+    linears = [layer for layer in step.layers if isinstance(layer, fast._Linear)]
+    step.update.lr = 1e-9  # the weights barely move
+
+    def run():
+        for _ in range(STEPS):
+            for layer in linears:
+                layer.forward(layer.x)
+                layer.backward(layer.out)
+
+    with torch.no_grad():
+        benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=1)
+    record(benchmark, f"Linear layers of the MLP step alone, E = {members}", "MLP", members)

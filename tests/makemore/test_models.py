@@ -21,7 +21,7 @@ from makemore.models import (
     kaiming_std,
     mlp,
 )
-from makemore.modules import ACTIVATIONS, BatchNorm1d, LeakyReLU, Linear, Streams
+from makemore.modules import ACTIVATIONS, BatchNorm1d, LeakyReLU, Linear, Residual, Streams
 
 DEEP_BN = {"batchnorm": "before", "batchnorm_last": True, "gain": 1.0}
 
@@ -167,3 +167,44 @@ def test_deep_layout(placement):
                        bn_momentum=(0.1, 0.01)).layers[3]
     assert isinstance(bn_momentum, BatchNorm1d)
     assert bn_momentum.momentum.flatten().tolist() == pytest.approx([0.1, 0.01])
+
+
+@given(seed=st.integers(0, 2**31 - 1), depth=st.integers(1, 4),
+       batchnorm=st.sampled_from(["none", "before", "after"]))
+def test_residual_blocks(seed, depth, batchnorm):
+    """residual=True wraps every hidden block of equal widths (all but the first) as h + f(h),
+    with the plain network's parameters drawn in the same order, bitwise."""
+    plain = deep(Streams([seed, seed + 1]), depth=depth, n_hidden=16, batchnorm=batchnorm)
+    residual = deep(Streams([seed, seed + 1]), depth=depth, n_hidden=16, batchnorm=batchnorm,
+                    residual=True)
+    assert all(torch.equal(a, b) for a, b in
+               zip(plain.parameters(), residual.parameters(), strict=True))
+    blocks = [m for m in residual.layers if isinstance(m, Residual)]
+    assert len(blocks) == depth - 1
+    x = torch.randint(0, 27, (2, 8, 3), generator=torch.Generator().manual_seed(seed))
+    residual(x)
+    for block in blocks:
+        before = residual.layers[residual.layers.index(block) - 1].out
+        assert torch.equal(block.out, before + block.block.out)
+        assert isinstance(block.block.layers[0], Linear)
+
+
+def test_batchnorm_without_affine_parameters():
+    """bn_affine=False: no gamma or beta (each BN has 2 * width parameters fewer), and the
+    output is the standardised input: per unit, batch mean 0 and unbiased variance 1 up to
+    float32 round-off of a 64-term sum (64 * EPS)."""
+    eps = torch.finfo(torch.float32).eps
+    for build in (lambda s, **o: mlp(s, "batchnorm", **o),
+                  lambda s, **o: deep(s, **DEEP_BN, **o, last_scale=1.0)):
+        with_affine, without = build(Streams([1])), build(Streams([1]), bn_affine=False)
+        widths = [m.running_mean.shape[1] for m in without.modules()
+                  if isinstance(m, BatchNorm1d)]
+        assert count_parameters(without) == count_parameters(with_affine) - 2 * sum(widths)
+        norm = next(m for m in without.modules() if isinstance(m, BatchNorm1d))
+        assert not hasattr(norm, "gamma") and not hasattr(norm, "beta")
+    norm = BatchNorm1d(5, eps=0.0, affine=False, members=2)
+    out = norm(torch.randn(2, 64, 5, generator=torch.Generator().manual_seed(0)) * 3 + 1)
+    torch.testing.assert_close(out.mean(1), torch.zeros(2, 5), rtol=0, atol=64 * eps)
+    torch.testing.assert_close(out.var(1), torch.ones(2, 5), rtol=0, atol=64 * eps)
+    with pytest.raises(ValueError, match="last_scale=1.0"):
+        DeepConfig(batchnorm_last=True, bn_affine=False)

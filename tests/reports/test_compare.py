@@ -1,10 +1,14 @@
-"""`python -m reports compare`: identical and re-seeded re-runs pass, injected regressions fail,
-corrupt files end in one line with exit code 2, and the deviation rule is calibrated."""
+"""`python -m reports compare`: same-seed reruns are compared sample by sample and catch small
+shifts; other builds or seeds fall back to the seed spread without false alarms; numerics only
+against their bound; rule, verdict and borderline changes; one-line errors with exit code 2."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,38 +16,57 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from makemore.stats import mean_ci  # the runner's own bootstrap: what Metric.of stores
+from makemore.stats import mean_ci  # the runner's own bootstrap: what Metric.to_json stores
 from reports.__main__ import main
 from reports.compare import (
-    ALPHA,
+    BORDERLINE_CHANGED,
+    BOUND_EXCEEDED,
     CLAIM_MISSING,
+    KIND_CHANGED,
     METRIC_MISSING,
     MOVED,
     NEW_CLAIM,
     OK,
+    RULE_CHANGED,
+    SAME_SEED,
+    SEED_SPREAD,
+    UNCHECKED,
     UNIT_CHANGED,
     VERDICT_CHANGED,
-    allowed_deviation,
+    Row,
     compare,
-    sample_sd,
+    compare_science,
+)
+from reports.results import Metric
+from reports.schema import load_results
+from reports.stats import (
+    ALPHA,
+    spread_allowed,
     student_critical,
     student_two_sided,
-    within,
+    within_same_seed,
+    within_spread,
 )
-from reports.results import Metric, load_results
-from tests.reports.factory import metric, record, three_claims, write_claim, write_results
+from tests.reports.factory import check, metric, of, record, some_claims, write_results
+
+REPO = Path(__file__).resolve().parents[2]
 
 
-def sampled(values: np.ndarray, name: str = "m") -> Metric:
+def sampled(values: np.ndarray | list[float], name: str = "m") -> Metric:
     e = mean_ci(values)
-    return Metric(name, e.mean, e.ci_low, e.ci_high, e.n, "nats")
+    return Metric(name, e.mean, e.ci_low, e.ci_high, e.n, "nats",
+                  samples=tuple(float(v) for v in values))
+
+
+def rows_of(base: Path, new: Path) -> dict[tuple[str, str], Row]:
+    return {(r.claim, r.metric): r for r in compare(load_results(base), load_results(new))}
 
 
 def statuses(base: Path, new: Path) -> dict[tuple[str, str], str]:
-    return {(r.claim, r.metric): r.status for r in compare(load_results(base), load_results(new))}
+    return {k: r.status for k, r in rows_of(base, new).items()}
 
 
-# --- the t distribution behind the rule -------------------------------------------------------
+# --- the t distribution behind the seed-spread rule -------------------------------------------
 
 @pytest.mark.parametrize(("df", "alpha", "table"), [
     (1, 0.05, 12.706), (2, 0.05, 4.303), (3, 0.05, 3.182), (6, 0.05, 2.447), (10, 0.05, 2.228),
@@ -53,7 +76,7 @@ def test_student_quantiles_match_tables(df: int, alpha: float, table: float) -> 
 
 
 def test_documented_critical_values() -> None:
-    # the numbers the module docstring and reports/README.md quote
+    # the numbers reports/stats.py and reports/README.md quote
     assert ALPHA == pytest.approx(2e-5)
     assert student_critical(ALPHA, 6) == pytest.approx(12.03, abs=0.01)
     assert student_critical(ALPHA, 30) == pytest.approx(5.05, abs=0.01)
@@ -69,26 +92,49 @@ def test_student_distribution_is_a_distribution(t: float, df: int) -> None:
     assert student_two_sided(t, df + 1) >= p - 1e-9  # lighter tails with more df
 
 
-def test_sd_recovered_from_the_bootstrap_ci() -> None:
-    rng = np.random.default_rng(0)
-    for n in (2, 3, 4, 8, 16):
-        ratios = [sample_sd(sampled(x)) ** 2 / np.var(x, ddof=1)
-                  for x in rng.normal(size=(150, n))]
-        # per draw s_recovered^2 / s^2 averages 1 exactly at n = 2, 0.94-1.08 at n = 3..16
-        # (the bootstrap's discreteness; standard error 0.007 here). Without the
-        # n / sqrt(n - 1) correction n = 4 would give 0.71.
-        assert 0.92 <= np.mean(ratios) <= 1.10, n
+# --- same-seed mode: power --------------------------------------------------------------------
+
+@settings(max_examples=60)
+@given(mean=st.floats(1e-3, 1e4), sign=st.sampled_from([1.0, -1.0]), n=st.integers(2, 16),
+       spread=st.floats(0, 0.02), seed=st.integers(0, 2**32 - 1))
+def test_same_seed_catches_a_five_percent_shift(mean: float, sign: float, n: int, spread: float,
+                                               seed: int) -> None:
+    """Any metric measured to better than 1% (CI half-width) that moves by 5% is caught (so is
+    0.5%), and the same samples rounded differently (float32 reassociation: a few ulps each)
+    are not."""
+    rng = np.random.default_rng(seed)
+    values = sign * mean * (1 + spread * rng.standard_normal(n))
+    base = sampled(values)
+    if (base.ci_high - base.ci_low) / 2 >= 0.01 * abs(base.mean):
+        return  # not measured to 1%
+    assert not within_same_seed(base, sampled(values * 1.05))
+    assert not within_same_seed(base, sampled(values * 0.95))
+    assert not within_same_seed(base, sampled(values * 1.005))
+    rounded = values * (1 + 4 * 2.0**-23 * rng.choice([-1.0, 1.0], size=n))
+    assert within_same_seed(base, sampled(rounded))
 
 
-# --- re-runs that must pass -------------------------------------------------------------------
+def test_gain_five_thirds_to_one_and_a_half_is_caught_seed_by_seed() -> None:
+    """The deep network's default gain changed from 5/3 to 1.5: a metric moved 8.85 [8.72,
+    8.98] -> 7.94 [7.84, 8.04] over the same 4 seeds. The seed-spread rule (t_6 = 12.0) allows
+    about +-1.2 and misses it; the same-seed rule allows 0.2% of the seed SD plus 1e-5 relative
+    per seed and catches it."""
+    base = sampled([8.66, 8.80, 8.90, 9.04])
+    new = sampled([7.80, 7.92, 7.96, 8.08])
+    assert within_spread(base, new) and 1.1 < spread_allowed(base, new) < 1.3
+    assert compare_science("deep", base, new, SAME_SEED).status == MOVED
+    assert compare_science("deep", base, new, SEED_SPREAD).status == OK
 
-def test_identical_rerun_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    base = write_results(tmp_path / "base", three_claims())
-    assert main(["compare", str(base), str(base)]) == 0
-    out = capsys.readouterr().out
-    assert "no regression" in out and "init.expected-loss  loss" in out
-    assert all(s == OK for s in statuses(base, base).values())
 
+def test_non_finite_samples_must_match_exactly() -> None:
+    inf = sampled([math.inf, 2.0])
+    assert within_same_seed(inf, sampled([math.inf, 2.0]))
+    assert not within_same_seed(inf, sampled([-math.inf, 2.0]))
+    assert not within_same_seed(inf, sampled([1e300, 2.0]))
+    assert within_same_seed(sampled([math.nan, 1.0]), sampled([math.nan, 1.0]))
+
+
+# --- seed-spread mode: no false alarms ----------------------------------------------------------
 
 @settings(max_examples=60)
 @given(mean=st.floats(-100, 100), scale=st.floats(1e-6, 1e3), n_base=st.integers(1, 16),
@@ -103,111 +149,207 @@ def test_reseeded_rerun_of_unchanged_science_passes(mean: float, scale: float, n
             "uniform": lambda size: rng.uniform(-1, 1, size)}[shape]
     base = sampled(mean + scale * draw(size=n_base))
     new = sampled(mean + scale * draw(size=n_new))
-    assert within(base, new), (base, new, allowed_deviation(base, new))
+    assert within_spread(base, new), (base, new, spread_allowed(base, new))
 
 
 def test_false_alarm_rate_is_near_its_level() -> None:
     """At a testable level (5%) the rule's rate over 400 re-seeded pairs (4 vs 4 seeds, the
-    quick profile) is the level: binomial sd sqrt(.05 * .95 / 400) = 1.1%, so [1.5%, 9%] is
-    about 3 sd each side. The normal rule on the bootstrap se (k = 1.96) raises 13-15% here."""
+    quick profile) is the level, the pooled t being exact for normal data: binomial sd
+    sqrt(.05 * .95 / 400) = 1.1%, so [1.5%, 9%] is about 3 sd each side."""
     rng = np.random.default_rng(1)
     pairs = [(sampled(rng.normal(size=4)), sampled(rng.normal(size=4))) for _ in range(400)]
-    rate = np.mean([not within(b, n, alpha=0.05) for b, n in pairs])
+    rate = np.mean([not within_spread(b, n, alpha=0.05) for b, n in pairs])
     assert 0.015 <= rate <= 0.09
-    naive = np.mean([abs(n.mean - b.mean) > 1.96 * math.hypot(
-        (b.ci_high - b.ci_low) / 3.92, (n.ci_high - n.ci_low) / 3.92) for b, n in pairs])
-    assert naive > rate  # the bootstrap's small-n CI understates the spread
 
 
-def test_real_rerun_with_other_seed_counts_passes(tmp_path: Path,
+def test_deterministic_metrics_allow_only_float_noise() -> None:
+    exact = sampled([12097.0])
+    assert within_spread(exact, sampled([12097.0 * (1 + 1e-9)]))
+    assert not within_spread(exact, sampled([12098.0]))
+    assert within_spread(sampled([0.0]), sampled([1e-10]))
+    assert not within_spread(sampled([0.0]), sampled([1e-6]))
+    # all 4 seeds equal on both sides: nothing to pool, so deterministic
+    assert not within_spread(sampled([0.0] * 4), sampled([1.0] * 4))
+    # one side with spread lends it to the other (pooled): [0,0,0,0] vs [0,0,0,1] is noise
+    assert within_spread(sampled([0.0] * 4), sampled([0.0, 0.0, 0.0, 1.0]))
+
+
+# --- modes on result folders --------------------------------------------------------------------
+
+def test_identical_rerun_is_compared_seed_by_seed(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    """The runner's real files (the example claim) with 2 and 3 seeds: same science."""
-    from ablations.context import PROFILES, Context
-    from ablations.registry import select
-    from ablations.runner import run_all
-
-    for seeds in (2, 3):
-        run_all(select(["init.expected-loss"]), Context(PROFILES["quick"], n_seeds=seeds),
-                tmp_path / f"s{seeds}", report=lambda line: None)
-    assert main(["compare", str(tmp_path / "s2"), str(tmp_path / "s3")]) == 0
-    assert "no regression" in capsys.readouterr().out
+    base = write_results(tmp_path / "base", some_claims())
+    assert main(["compare", str(base), str(base)]) == 0
+    out = capsys.readouterr().out
+    assert "no regression" in out and "mode: 4 claim(s) same-seed" in out
+    assert all(s in (OK, UNCHECKED) for s in statuses(base, base).values())
+    assert rows_of(base, base)[("init.expected-loss", "loss")].mode == SAME_SEED
 
 
-# --- injected regressions ---------------------------------------------------------------------
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"versions": {"python": "3.11.7", "torch": "2.14.0+cpu", "package": "0.2.0"}},
+     "torch 2.13.0+cpu → 2.14.0+cpu"),
+    ({"versions": {"python": "3.11.7", "torch": "2.13.0+cpu", "package": "0.2.0",
+                   "platform": "aarch64"}}, "platform - → aarch64"),
+    ({"seeds": [1, 2, 3, 4]}, "seeds differ"),
+    ({"device": "cuda"}, "device cpu → cuda"),
+])
+def test_other_build_or_seeds_fall_back_to_seed_spread(tmp_path: Path, change: dict[str, object],
+                                                      reason: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    base = write_results(tmp_path / "base", [record("init.x")])
+    shifted = {"loss": metric(3.3, 3.28, 3.31, n=4, samples=[3.28, 3.29, 3.31, 3.33]),
+               "count": metric(0.0, unit="ulps", kind="numerics")}
+    new = write_results(tmp_path / "new", [record("init.x", metrics=shifted, **change)])
+    row = rows_of(base, new)[("init.x", "loss")]
+    assert row.mode == SEED_SPREAD and row.status == OK  # seed noise, not a regression
+    assert main(["compare", str(base), str(new)]) == 0
+    assert f"mode: init.x seed-spread ({reason})" in capsys.readouterr().out
+    package_only = write_results(tmp_path / "pkg", [record("init.x", versions={
+        "python": "3.11.7", "torch": "2.13.0+cpu", "package": "0.3.0"})])
+    assert rows_of(base, package_only)[("init.x", "loss")].mode == SAME_SEED  # the code under test
 
-def test_metric_moved_far_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    base = write_results(tmp_path / "base", three_claims())
-    new = write_results(tmp_path / "new", three_claims())
-    moved = record("init.expected-loss", metrics={"loss": metric(3.6, 3.58, 3.61, n=4),
-                                                  "count": metric(12097.0, unit="")})
-    write_claim(new, moved)
+
+# --- numerics: only against their bound ---------------------------------------------------------
+
+def numerics_claim(value: float, outcome: str = "pass") -> dict[str, object]:
+    checks = [check("train_max_over_bound within 1", ["train_max_over_bound"], outcome)]
+    return record("bn.bias-zero-grad", checks=checks, metrics={
+        "train_max_over_bound": metric(value, unit="", kind="numerics"),
+        "loss": metric(3.3, 3.28, 3.31, n=4, samples=[3.28, 3.29, 3.31, 3.32])},
+        versions={"python": "3.11.7", "torch": "2.13.0+cpu" if value < 0.02 else "2.13.0+cu12",
+                  "package": "0.2.0"})
+
+
+def test_numerics_are_compared_with_their_bound_not_for_equality(tmp_path: Path) -> None:
+    """bn.bias-zero-grad's rounding residue moved 0.0194 -> 0.0264 on another machine; the old
+    rule allowed +-2.7e-08 (an n = 1 interval). It is still under its bound: ok."""
+    base = write_results(tmp_path / "b", [numerics_claim(0.0194)])
+    moved = write_results(tmp_path / "n", [numerics_claim(0.0264)])
+    row = rows_of(base, moved)[("bn.bias-zero-grad", "train_max_over_bound")]
+    assert row.status == OK and row.allowed == "check: train_max_over_bound within 1"
+    broken = write_results(tmp_path / "x", [numerics_claim(1.5, "fail")])
+    row = rows_of(base, broken)[("bn.bias-zero-grad", "train_max_over_bound")]
+    assert row.status == BOUND_EXCEEDED and row.details == ("train_max_over_bound within 1: fail",)
+    unchecked = record("x.y", metrics={"seconds": metric(1.0, unit="s", kind="numerics")})
+    other = record("x.y", metrics={"seconds": metric(9.0, unit="s", kind="numerics")})
+    a, b = write_results(tmp_path / "a", [unchecked]), write_results(tmp_path / "c", [other])
+    assert statuses(a, b)[("x.y", "seconds")] == UNCHECKED  # a timing: listed, never failed
+    assert main(["compare", str(a), str(b)]) == 0
+
+
+# --- rule, verdict, borderline and the rest -------------------------------------------------------
+
+def test_rule_change_fails_unless_accepted(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    base = write_results(tmp_path / "base", some_claims())
+    claims = some_claims()
+    claims[0]["rules"]["checks"][0]["params"] = {"metric": "loss", "reading": "ln 27 as 3.30"}
+    claims[0]["grid"] = {"lr": [0.1, 0.01]}
+    claims[0]["rules_hash"] = "0000aaaa0000bbbb"
+    new = write_results(tmp_path / "new", claims)
+    row = rows_of(base, new)[("init.expected-loss", "rules")]
+    assert row.status == RULE_CHANGED
+    assert row.details == (
+        "rules_hash a1b2c3d4e5f60718 → 0000aaaa0000bbbb",
+        "rules.checks[\"loss matches the source's 3.29\"].params.reading added: "
+        "\"ln 27 as 3.30\"",
+        "grid.lr added: [0.1, 0.01]")
+    assert main(["compare", str(base), str(new), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "RULE CHANGED" in out and "grid.lr added" in out and "1 regression(s)" in out
+    assert main(["compare", str(base), str(new), "--accept-rule-changes"]) == 0
+    assert "1 rule change(s) accepted" in capsys.readouterr().out
+    claims[0]["rules"] = json.loads(json.dumps(some_claims()[0]["rules"]))
+    claims[0]["grid"] = {}
+    hash_only = write_results(tmp_path / "hash", claims)  # e.g. a run template changed
+    assert "outside its rules, tolerances and grid" in rows_of(base, hash_only)[
+        ("init.expected-loss", "rules")].details[1]
+
+
+def test_verdict_borderline_missing_unit_kind_and_new_claim(tmp_path: Path) -> None:
+    base = write_results(tmp_path / "base", some_claims())
+    claims = some_claims()
+    claims[0]["verdict"] = "not reproduced"
+    claims[0]["metrics"]["loss"]["unit"] = "bits"
+    claims[0]["metrics"]["count"]["kind"] = "science"
+    claims[1]["borderline"] = False
+    claims[2]["metrics"] = {}
+    new = write_results(tmp_path / "new", [*claims, record("zeta.new")])
+    found = statuses(base, new)
+    assert found[("init.expected-loss", "verdict")] == VERDICT_CHANGED
+    assert found[("init.expected-loss", "loss")] == UNIT_CHANGED
+    assert found[("init.expected-loss", "count")] == KIND_CHANGED
+    assert found[("tanh.saturation", "borderline")] == BORDERLINE_CHANGED
+    assert found[("bias.linear", "gap")] == METRIC_MISSING
+    assert found[("zeta.new", "-")] == NEW_CLAIM  # reported, not failed
+    for path in (new / "tanh.saturation").iterdir():
+        path.unlink()
+    (new / "tanh.saturation").rmdir()
+    (new / "summary.json").unlink()
+    assert statuses(base, new)[("tanh.saturation", "-")] == CLAIM_MISSING
+    only_new = write_results(tmp_path / "only-new", [*some_claims(), record("zeta.new")])
+    assert main(["compare", str(base), str(only_new)]) == 0
+
+
+def test_metric_moved_in_same_seed_mode_fails(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    base = write_results(tmp_path / "base", some_claims())
+    claims = some_claims()
+    claims[0]["metrics"]["loss"] = of([3.28, 3.29, 3.31, 3.33])  # one seed 0.3% off: 0.5 SD
+    new = write_results(tmp_path / "new", claims)
     assert statuses(base, new)[("init.expected-loss", "loss")] == MOVED
     assert main(["compare", str(base), str(new), "--quiet"]) == 1
     out = capsys.readouterr().out
     assert "MOVED" in out and "1 regression(s)" in out and "count" not in out  # quiet
 
 
-def test_deterministic_metrics_allow_only_float_noise() -> None:
-    exact = Metric("c", 12097.0, 12097.0, 12097.0, 1)
-    assert within(exact, Metric("c", 12097.0 * (1 + 1e-9), 12097.0, 12097.0, 1))
-    assert not within(exact, Metric("c", 12098.0, 12098.0, 12098.0, 1))
-    zero = Metric("z", 0.0, 0.0, 0.0, 1)
-    assert within(zero, Metric("z", 1e-10, 1e-10, 1e-10, 1))
-    assert not within(zero, Metric("z", 1e-6, 1e-6, 1e-6, 1))
-    # all 4 seeds equal on both sides (zero-width CIs): nothing to pool, so deterministic
-    assert not within(Metric("d", 0.0, 0.0, 0.0, 4), Metric("d", 1.0, 1.0, 1.0, 4))
-    # one side with spread lends it to the other (pooled): [0,0,0,0] vs [0,0,0,1] is noise
-    assert within(Metric("d", 0.0, 0.0, 0.0, 4), sampled(np.array([0.0, 0.0, 0.0, 1.0])))
-
-
-@pytest.mark.parametrize(("base", "new", "same"), [
-    ("inf", "inf", True), ("-inf", "-inf", True), ("nan", "nan", True), ("inf", "-inf", False),
-    ("inf", 1e308, False), (2.0, "nan", False)])
-def test_non_finite_must_match_exactly(base: float | str, new: float | str, same: bool,
-                                       tmp_path: Path) -> None:
-    write_results(tmp_path / "b", [record("x.y", metrics={"m": metric(base, n=4)})])
-    write_results(tmp_path / "n", [record("x.y", metrics={"m": metric(new, n=4)})])
-    assert statuses(tmp_path / "b", tmp_path / "n")[("x.y", "m")] == (OK if same else MOVED)
-
-
-def test_verdict_flip_missing_claim_metric_unit_and_new_claim(tmp_path: Path) -> None:
-    base = write_results(tmp_path / "base", three_claims())
-    claims = three_claims()
-    claims[0]["verdict"] = "not reproduced"
-    claims[1]["metrics"] = {"saturated": metric(0.25, 0.2, 0.3, n=4, unit="percent")}
-    claims[2]["metrics"] = {}
-    new = write_results(tmp_path / "new", [*claims, record("zeta.new")])
-    shutil_claim = new / "tanh.saturation"
-    found = statuses(base, new)
-    assert found[("init.expected-loss", "verdict")] == VERDICT_CHANGED
-    assert found[("tanh.saturation", "saturated")] == UNIT_CHANGED
-    assert found[("bias.linear", "gap")] == METRIC_MISSING
-    assert found[("zeta.new", "-")] == NEW_CLAIM  # reported, not failed
-    for path in shutil_claim.iterdir():
-        path.unlink()
-    shutil_claim.rmdir()
-    (new / "summary.json").unlink()
-    assert statuses(base, new)[("tanh.saturation", "-")] == CLAIM_MISSING
-    only_new = write_results(tmp_path / "only-new", [*three_claims(), record("zeta.new")])
-    assert main(["compare", str(base), str(only_new)]) == 0
-
-
-@pytest.mark.parametrize("damage", ["truncate", "delete", "not-an-object", "no-metrics"])
+@pytest.mark.parametrize("damage", ["truncate", "delete", "not-an-object", "no-metrics",
+                                    "schema-1"])
 def test_corrupt_or_missing_file_is_one_line_exit_2(tmp_path: Path, damage: str,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    base = write_results(tmp_path / "base", three_claims())
-    new = write_results(tmp_path / "new", three_claims())
+    base = write_results(tmp_path / "base", some_claims())
+    new = write_results(tmp_path / "new", some_claims())
     path = new / "bias.linear" / "result.json"
+    record_ = json.loads(path.read_text())
     if damage == "truncate":
         path.write_text(path.read_text()[:40])
     elif damage == "delete":
         path.unlink()
     elif damage == "not-an-object":
         path.write_text("[]")
+    elif damage == "no-metrics":
+        path.write_text(json.dumps({k: v for k, v in record_.items() if k != "metrics"}))
     else:
-        path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items()
-                                    if k != "metrics"}))
+        path.write_text(json.dumps({**record_, "schema": 1}))
     assert main(["compare", str(base), str(new)]) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith(f"error: {path}") and captured.err.count("\n") == 1
     assert "Traceback" not in captured.err and captured.out == ""
+
+
+# --- real results ---------------------------------------------------------------------------------
+
+def run_tiny(out: Path, threads: int) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    done = subprocess.run([sys.executable, "-m", "ablations", "run", "--profile", "tiny",
+                           "--out", str(out), "--runs", str(out.parent / f"runs-{threads}")],
+                          cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_real_runs_on_one_and_two_threads_agree_and_a_shift_is_caught(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The tiny profile of every registered claim, run on 1 and on 2 threads: same-seed mode,
+    no false alarm. A 5% shift put into one trained metric of the real files is caught."""
+    run_tiny(tmp_path / "one", 1)
+    run_tiny(tmp_path / "two", 2)
+    assert main(["compare", str(tmp_path / "one"), str(tmp_path / "two")]) == 0
+    out = capsys.readouterr().out
+    assert "no regression" in out and " seed-spread (" not in out
+    path = tmp_path / "two" / "kaiming.mlp" / "result.json"
+    record_ = json.loads(path.read_text())
+    samples = [v * 1.05 for v in record_["metrics"]["val_kaiming"]["samples"]]
+    record_["metrics"]["val_kaiming"] = of(samples)
+    path.write_text(json.dumps(record_))
+    assert statuses(tmp_path / "one", tmp_path / "two")[("kaiming.mlp", "val_kaiming")] == MOVED

@@ -1,0 +1,150 @@
+"""The run graph on Dask distributed: training groups, then the claims that need them.
+
+Workers compute; the client writes. A training task returns its member runs as safetensors
+bytes, which the client puts into its run store and hands to the claims that need them, so no
+shared filesystem is needed. Where the run store's folder exists on a worker (the same machine,
+or a shared mount at the same path), the worker also checkpoints long runs there, so that a
+task rescheduled after a worker died resumes from its last checkpoint.
+
+Each worker runs one thread (torch too): the engine's numbers do not depend on the thread count
+or on which members train together, so the results equal a serial run's bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ablations.context import PROFILES, Context
+from makemore.store import RunStore, pack
+
+WORKER_THREADS = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a worker needs to rebuild the client's context."""
+
+    profile: str
+    n_seeds: int | None
+    device: str
+    data_path: str | None
+    allow_other_data: bool
+    store_root: str
+
+    @classmethod
+    def of(cls, ctx: Context) -> Settings:
+        root = str(ctx.store.root.resolve()) if ctx.store is not None else ""
+        return cls(ctx.profile.name, ctx.n_seeds, str(ctx.device), ctx.data_path,
+                   ctx.allow_other_data, root)
+
+    def context(self) -> Context:
+        import torch
+
+        torch.set_num_threads(WORKER_THREADS)
+        store = RunStore(self.store_root) if self.store_root and Path(
+            self.store_root).is_dir() else None
+        return Context(PROFILES[self.profile], torch.device(self.device), self.n_seeds,
+                       self.data_path, self.allow_other_data, store)
+
+
+def train_task(settings: Settings, specs: list) -> dict[str, tuple[bytes, dict[str, Any]]]:
+    """Train one group on a worker; return each member run as bytes and results."""
+    from ablations.experiments.runs import train_group
+
+    ctx = settings.context()
+    trained = train_group(ctx, specs)
+    return {key: (pack(tensors), results) for key, (tensors, results) in trained.items()}
+
+
+def claim_task(settings: Settings, claim_id: str, key: str, commit: str,
+               *payloads: dict[str, tuple[bytes, dict[str, Any]]]) -> Any:
+    """Compute one claim on a worker from the member runs it was handed."""
+    from safetensors.torch import load as load_tensors
+
+    from ablations.registry import load_all
+    from ablations.runner import compute_claim
+
+    ctx = settings.context()
+    for payload in payloads:
+        for run_key, (blob, results) in payload.items():
+            ctx._memo[run_key] = (load_tensors(blob), results)
+    return compute_claim(load_all()[claim_id], ctx, key, commit)
+
+
+class SchedulerError(ConnectionError):
+    """No Dask scheduler answers at the address given."""
+
+
+def connect(workers: int, scheduler: str | None) -> tuple[Any, Any]:
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise SchedulerError("--workers and --scheduler need Dask: "
+                             "pip install 'makemore-repro[dask]'") from None
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="10s"), None
+        except (OSError, TimeoutError) as err:
+            raise SchedulerError(f"no Dask scheduler answers at {scheduler} ({err}); start one "
+                                 "with `dask scheduler`, or drop --scheduler") from None
+    os.environ.setdefault("OMP_NUM_THREADS", str(WORKER_THREADS))
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=WORKER_THREADS, processes=True,
+                           dashboard_address=None, silence_logs=40)
+    return Client(cluster), cluster
+
+
+def execute_on_dask(work: Any, ctx: Context, commit: str, finished: Callable[[Any], None],
+                    failed: Callable[..., None], progress: Any, result: Any, *,
+                    workers: int, scheduler: str | None) -> None:
+    """Submit the plan as one graph and write results as they arrive."""
+    from distributed import as_completed
+
+    client, cluster = connect(workers, scheduler)
+    settings = Settings.of(ctx)
+    try:
+        runs = [client.submit(train_task, settings, group, key=f"train-{i}-{group[0].key[:8]}",
+                              pure=False)
+                for i, group in enumerate(work.groups)]
+        claims = {client.submit(claim_task, settings, claim.id, work.keys[claim.id], commit,
+                                *[runs[i] for i in work.needs[claim.id]],
+                                key=f"claim-{claim.id}", pure=False): claim.id
+                  for claim in work.claims}
+        group_of = {future.key: group for future, group in zip(runs, work.groups, strict=True)}
+        for future in as_completed([*runs, *claims]):
+            if future.key in group_of:
+                try:
+                    store_runs(ctx, group_of[future.key], future.result())
+                except Exception as err:  # its claims fail with it, and say so
+                    progress.stream.write(f"training {future.key} failed: {err}\n")
+                    continue
+                progress.seed_steps(len(group_of[future.key]) *
+                                    group_of[future.key][0].spec["train"]["steps"])
+                progress.run_done()
+                result.groups_trained += 1
+                result.member_runs_trained += len(group_of[future.key])
+                continue
+            try:
+                finished(future.result())
+            except Exception as err:  # a claim's bug must not lose the others' results
+                failed(claims[future], err, "".join(traceback.format_exception(err)))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def store_runs(ctx: Context, group: list, payload: dict[str, tuple[bytes, dict]]) -> None:
+    """The client keeps what a worker trained (unless the worker already wrote it)."""
+    from safetensors.torch import load as load_tensors
+
+    if ctx.store is None:
+        return
+    for member in group:
+        if not ctx.store.has(member.key):
+            blob, results = payload[member.key]
+            ctx.store.put(member.key, member.spec, member.seed, load_tensors(blob), results)
