@@ -368,6 +368,42 @@ TOLERANCES: dict[str, Tolerance] = {
         "'quite reliably ... it basically just worked' (L:123): a count of runs that did not "
         "train, so any failure is one too many"),
     # --- family bias, misc ----------------------------------------------------------------------
+    "the notebook's 44 layers": Reading(
+        44, "rounded", digits=0, single_run=True,
+        why="N:21: the std is nan 'after approximately 44 layers' of one unseeded run: a whole "
+            "number of layers"),
+    "the notebook's cell-5 std at layer 26": Reading(
+        22.3468, "rounded", digits=4, single_run=True,
+        why="N:108 prints a.std() = 2.2223e+22 after 26 layers of one unseeded run; read as "
+            "log10, whose 4th decimal is finer than the print's 5 significant digits"),
+    "the notebook's cell-7 std at layer 27": Reading(
+        -15.5856, "rounded", digits=4, single_run=True,
+        why="N:204 prints a.std() = 2.5967e-16 after 27 layers of one unseeded run; read as "
+            "log10, whose 4th decimal is finer than the print's 5 significant digits"),
+    "the notebook's std about 1": Reading(
+        1.0, "about", relative=0.1, single_run=True,
+        why="N:115 calls the printed stds of one run, 0.82-1.32 layer by layer (N:130-161), a "
+            "complete fix: 'about 1' is read as within 10% of 1, the sampling sd of one layer's "
+            "std over 50 units (1/sqrt(98) = 0.10)"),
+    "float32 overflow": Scale(
+        38.53, "log10",
+        "float32's largest finite value is 3.40e38 (log10 38.53): a value beyond it is inf"),
+    "float32 underflow": Scale(
+        -37.93, "log10",
+        "float32's smallest normal value is 1.18e-38 (log10 -37.93): below it a value loses "
+        "precision (subnormal) and then becomes 0"),
+    "one layer": Scale(
+        1.0, "layers",
+        "the notebook's check counts whole layers (N:36-37): a shift of its layer by less than "
+        "one cannot show in it"),
+    "most runs": Scale(
+        0.5, "share of runs",
+        "a property of a network, not of a lucky draw, holds in most runs: the CI of the share "
+        "of runs must clear one half"),
+    "'much' as a factor of 2": Scale(
+        2.0, "x",
+        "'much more efficient' (L:15) and 'much better' (L:17) give no number: 'much' is read "
+        "as at least a factor of 2 in the compared cost or distance"),
 }
 
 
