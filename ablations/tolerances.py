@@ -273,15 +273,8 @@ TOLERANCES: dict[str, Tolerance] = {
         10.0, "magnitude", single_run=True,
         why="L:321: 'the gradients on the last layer are currently about 10 times greater than "
             "all the other weights': an order of magnitude, one run"),
-    "update ratio: floor of the decent range": Scale(
-        -3.5, "log10",
-        "midway between 'roughly one in negative three' (L:336) and an update '10,000 times' "
-        "smaller than the data, 'way too small' (L:343): below it updates are far below -3"),
-    "update ratio: ceiling of the decent range": Scale(
-        -2.0, "log10",
-        "midway between 'a little bit on the higher side ... somewhere around negative 2.5 ... "
-        "a decent setting' (L:344) and 'learning way too fast, with ratios of negative one or "
-        "negative 1.5' (L:346)"),
+    # The decent range of an update ratio (floor -3.5, ceiling -2.0): one copy, in the bn (deep
+    # network) section below, which reads the same quantity.
     "too-fast layers at -1 to -1.5": Reading(
         -1.25, "about", relative=0.2, single_run=True,
         why="L:346: 'ratios of negative one or negative 1.5': the range [-1.5, -1] read off one "
