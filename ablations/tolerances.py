@@ -172,6 +172,113 @@ TOLERANCES: dict[str, Tolerance] = {
         "L:28 'a very low loss' from giving the correct label a high probability by chance: a "
         "loss below -ln 0.9 means the label gets more than 90% of the probability"),
     # --- family kaiming, stack, diag ------------------------------------------------------------
+    # Spoken numbers read off one printed std: the leading digits, cut (3.16 is spoken "three").
+    "x @ W std 3": Reading(
+        3.0, "truncated", digits=0, single_run=True,
+        why="L:94: 'expanded to three': the std of one draw of x (1000x10) @ W (10x200), the "
+            "printed value's leading digit"),
+    "x @ W*5 std 15": Reading(
+        15.0, "truncated", digits=0, single_run=True,
+        why="L:96: 'now we're at 15': one draw, the printed value's integer part"),
+    "x @ W*0.2 std 0.6": Reading(
+        0.6, "truncated", digits=1, single_run=True,
+        why="L:96: 'the standard deviation is 0.6': one draw, cut to the decimal spoken"),
+    "x @ W/sqrt(fan_in) std 1": Reading(
+        1.0, "truncated", digits=0, single_run=True,
+        why="L:97: 'exactly a standard deviation of one': one draw, the printed value's integer "
+            "part, read the way the lecture's other three numbers are"),
+    "a draw's std within its sampling spread": Scale(
+        4.5, "sd",
+        "the std of one draw of n values is off its expectation by z sampling sd, the sd known in "
+        "closed form (a Gaussian or uniform sample: sqrt((kurtosis - 1) / n) / 2 relative; x @ W: "
+        "matmul_std_rel_sd); |z| > 4.5 has probability 7e-6 per draw, under 1% for 1,000 draws"),
+    "torch gain linear 1": Reading(
+        1.0, "rounded", digits=6,
+        why="L:106-107: 'the gain here will be one': an exact value, compared at 6 decimals, "
+            "far above float64 rounding"),
+    "torch gain relu sqrt 2": Reading(
+        math.sqrt(2.0), "rounded", digits=6,
+        why="L:107: 'for ReLU this gain is the square root of 2': exact, compared at 6 decimals"),
+    "torch gain tanh 5/3": Reading(
+        5.0 / 3.0, "rounded", digits=6,
+        why="L:107: 'in the case of tanh the advised gain is 5 over 3': exact, compared at 6 "
+            "decimals"),
+    "nn.Linear gain 1": Reading(
+        1.0, "rounded", digits=1,
+        why="L:211: 'the gain is just one ... exactly 1/sqrt(fan-in)': the std of the default "
+            "weights times sqrt(fan_in), a spoken exact value read to one decimal"),
+    "nn.Linear bound 1/sqrt(fan_in)": Reading(
+        1.0, "rounded", digits=3,
+        why="L:211: 'they draw uniformly from -sqrt(K) to sqrt(K)', K = 1/fan_in: the largest "
+            "|w| x sqrt(fan_in) of 10^4 or more uniform draws is within 1e-3 of the bound"),
+    "finite-width drift of log2 variance": Scale(
+        0.015, "bits/layer",
+        "a layer of width n multiplies the variance by a ratio r of mean 1 (the mean field) and "
+        "variance at most 5/n (ReLU; 2/n linear), so E[log2 r] = -Var/(2 ln 2) lies within "
+        "2.5/(n ln 2) = 0.014 bits of 0 at n = 256 (Hanin & Nica 2019; finite_width_drift)"),
+    "mean field at width 100": Scale(
+        0.01, "",
+        "the recursion is exact for infinitely wide layers; at width n the variance is off by "
+        "O(1/n), the std by about 1/(2n) relative: 0.003 for a std of 0.65 at n = 100 (3x "
+        "that allowed beyond the seeds' standard errors)"),
+    "tanh std about 0.65": Reading(
+        0.65, "rounded", digits=2, single_run=True,
+        why="L:281: 'stabilize at around a standard deviation of about 0.65': a printed std to "
+            "two decimals, read off one network at init"),
+    "saturation roughly 5%": Reading(
+        5.0, "rounded", digits=0, single_run=True,
+        why="L:281, L:290: 'roughly five percent' saturated (|t| > 0.97): a printed percentage "
+            "to its one digit, read off one network at init"),
+    "saturation comes to zero": Reading(
+        0.0, "rounded", digits=2, single_run=True,
+        why="L:284-285: with gain 1 'the saturation comes to zero': the notebook prints the "
+            "saturation in percent to two decimals, so zero reads 0.00%"),
+    "gradients about equal across layers": Scale(
+        0.5, "bits",
+        "L:292: all layers have 'roughly the same gradient, not shrinking or exploding'; the "
+        "lecture calls its BN net's 2.6e-3 falling to 1.95e-3 (a factor 1.33) good (L:355, "
+        "notebook): within a factor sqrt 2 of each other (0.5 bit of std), version 1's rule"),
+    "linear stack gain 1": Reading(
+        1.0, "rounded", digits=1,
+        why="L:297, L:301: 'the correct gain here is one', 'exactly one', against 1.667: a "
+            "spoken gain, read to one decimal"),
+    "about 46,000 parameters": Reading(
+        46_000, "truncated", digits=-3,
+        why="L:273: 'in total, we have 46,000 parameters': the printed count cut to the thousand"),
+    "about 11,000 parameters": Reading(
+        11_000, "truncated", digits=-3,
+        why="L:10: 'the same neural net with 11,000 parameters': the count cut to the thousand"),
+    "the notebook's 12,097 parameters": Reading(
+        12_097, "rounded", digits=0,
+        why="ref/notebook-facts.md: the MLP with BatchNorm, as the notebook counts it"),
+    "the notebook's 47,024 parameters": Reading(
+        47_024, "rounded", digits=0,
+        why="ref/notebook-facts.md: the deep network with BatchNorm, as the notebook counts it"),
+    "collapse within rounding": Scale(
+        2.0, "rounding bounds",
+        "a chain of dot products of total length n has error at most n u |x||W1|..|Wk| "
+        "(Higham); the layer-by-layer map and the collapsed product each carry one such bound"),
+    "gradients 1000x smaller than the data": Reading(
+        1e-3, "magnitude", single_run=True,
+        why="L:318: 'the values inside the gradient are 1000 times smaller than the values "
+            "inside data': an order of magnitude read off one run's printout after one step"),
+    "gradient std roughly 1e-3": Reading(
+        1e-3, "magnitude", single_run=True,
+        why="L:321: 'the standard deviations are roughly 1e-3 throughout': the gradients' std, "
+            "an order of magnitude read off one run"),
+    "last layer's gradient std roughly 1e-2": Reading(
+        1e-2, "magnitude", single_run=True,
+        why="L:321: the last layer 'has roughly 1e-2 a standard deviation of gradients'"),
+    "last layer's gradients 10x the others'": Reading(
+        10.0, "magnitude", single_run=True,
+        why="L:321: 'the gradients on the last layer are currently about 10 times greater than "
+            "all the other weights': an order of magnitude, one run"),
+    # The decent range of an update ratio (floor -3.5, ceiling -2.0): one copy, in the bn (deep
+    # network) section below, which reads the same quantity.
+    "too-fast layers at -1 to -1.5": Reading(
+        -1.25, "about", relative=0.2, single_run=True,
+        why="L:346: 'ratios of negative one or negative 1.5': the range [-1.5, -1] read off one "
+            "run's plot"),
     # --- family bn (the MLP, BatchNorm itself) --------------------------------------------------
     "roughly zero": Reading(
         0.0, "rounded", digits=0,

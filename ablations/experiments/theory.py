@@ -25,6 +25,8 @@ API (stable; other families import it):
 - `fixed_point(gain, threshold=0.97, bias_var=0.0)` -> `FixedPoint(q, std, saturated, chi)` of the
   tanh recursion: q* = 0 for gain <= 1 without bias (the origin is the only, attracting, fixed
   point), else the unique positive root found by bisection to float64 precision.
+- `gradient_profile(chi)`: each layer's gradient std relative to the last layer's, from the
+  recursion's per-layer multipliers.
 - `unit_variance_gain()`: the tanh gain 1 / sqrt(E[tanh(z)**2]) = 1.5925 that keeps a unit
   pre-activation variance at exactly 1 after one tanh layer.
 - `gaussian_expectation(f, q)`: E[f(sqrt(q) z)] by Gauss-Hermite for any smooth f.
@@ -266,3 +268,10 @@ def unit_variance_gain() -> float:
     """1 / sqrt(E[tanh(z)^2]) = 1.5925: the tanh gain under which a unit-variance
     pre-activation stays at variance 1 after one tanh layer (q = 1 is then the fixed point)."""
     return 1.0 / math.sqrt(float(tanh_second_moment(1.0)))
+
+
+def gradient_profile(chi: np.ndarray) -> np.ndarray:
+    """Gradient std of each layer's output relative to the last layer's, from the per-layer
+    variance multipliers chi (Var(dh_l) = chi_{l+1} Var(dh_{l+1}))."""
+    tail = np.concatenate([np.cumprod(chi[:0:-1])[::-1], [1.0]])
+    return np.sqrt(tail)
