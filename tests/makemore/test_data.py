@@ -192,8 +192,13 @@ def test_another_file_is_refused_unless_allowed(tmp_path):
     words = load_words(other, allow_other=True)
     assert words.words == ("emma", "olivia", "ava")
     assert words.sha256 == sha256_of(other) and not words.is_lecture_data
-    splits = load_splits(2, other, allow_other=True)
-    assert splits.sha256 == words.sha256 and splits.words == words.words
+    with pytest.raises(DataError, match="leaves a split empty"):  # 3 names: no val split
+        load_splits(2, other, allow_other=True)
+    ten = put(tmp_path / "ten.txt", "\n".join(["emma", "olivia", "ava", "mia", "zoe", "liam",
+                                               "noah", "eli", "ian", "max"]))
+    splits = load_splits(2, ten, allow_other=True)
+    assert splits.sha256 == sha256_of(ten) and len(splits.words) == 10
+    assert all(len(part[0]) for part in (splits.train, splits.dev, splits.test))
 
 
 def test_undecodable_bytes_name_the_file_and_line(tmp_path):
