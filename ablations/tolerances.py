@@ -341,8 +341,7 @@ TOLERANCES: dict[str, Tolerance] = {
             "so a shift under 0.005 cannot show"),
     "the update-ratio guide -3": Scale(
         -3.0, "log10", "the lecture's black guide line at 1e-3 (L:336, L:355, L:371)"),
-    # The decent range of an update ratio, as the diag family reads it (identical entries in its
-    # section on branch claims-kaiming-stack-diag: keep one copy when merging).
+    # The decent range of an update ratio, read by the diag and bn families alike.
     "update ratio: floor of the decent range": Scale(
         -3.5, "log10",
         "midway between 'roughly one in negative three' (L:336) and an update '10,000 times' "

@@ -153,6 +153,9 @@ class DeepConfig:
     first, 30 -> 100) into h + f(h), f being the block (Linear -> BN -> nonlinearity, in the
     order `batchnorm` gives). The first block and the output layer stay plain. Parameters and
     their draws are those of the plain network.
+
+    bias_scale: biases start at 0 (None), or are drawn N(0, bias_scale^2) right after their
+    layer's weights (the bias notebook's N(0, 1) biases).
     """
 
     depth: int = 5
@@ -172,6 +175,7 @@ class DeepConfig:
     bn_convention: str = "lecture"
     bn_affine: bool = True
     residual: bool = False
+    bias_scale: float | None = None
 
     def __post_init__(self) -> None:
         if self.depth < 1:
@@ -195,7 +199,8 @@ def deep(streams: Streams, config: DeepConfig | None = None, **overrides: object
     def linear(fan_in: int, fan_out: int, followed_by_bn: bool) -> Linear:
         bias = (not followed_by_bn) if config.bias is None else config.bias
         scale = None if config.fan_in_norm else 1.0
-        return Linear(fan_in, fan_out, bias=bias, streams=streams, weight_scale=scale)
+        return Linear(fan_in, fan_out, bias=bias, streams=streams, weight_scale=scale,
+                      bias_scale=config.bias_scale)
 
     def batchnorm(dim: int) -> BatchNorm1d:
         return BatchNorm1d(

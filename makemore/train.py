@@ -23,6 +23,7 @@ from makemore import checkpoint as checkpoints
 from makemore import fast
 from makemore.modules import (
     BatchNorm1d,
+    Linear,
     Module,
     Sequential,
     Streams,
@@ -257,9 +258,16 @@ class _Adam:
             p.data += -step_lr * m_hat / (v_hat.sqrt() + 1e-8)
 
 
-def _eval_chunk(members: int, n: int) -> int:
-    """Examples per evaluation chunk: bounds activation memory to about members * chunk rows."""
-    return max(1, min(n, (1 << 18) // members))
+EVAL_BYTES = 1 << 29  # what one evaluation chunk's layer outputs may hold (512 MiB)
+
+
+def _eval_chunk(model: Module, members: int, n: int) -> int:
+    """Examples per evaluation chunk. Every layer keeps its last output, so a chunk costs about
+    members x rows x (3 floats per unit of every Linear: its output, a BatchNorm's, the
+    nonlinearity's); the chunk is sized so that this stays under EVAL_BYTES at any depth."""
+    units = sum(m.weight.shape[-1] for m in model.modules() if isinstance(m, Linear))
+    per_row = 4 * (3 * units + 64)
+    return max(1, min(n, EVAL_BYTES // (per_row * members)))
 
 
 @torch.no_grad()
@@ -271,7 +279,7 @@ def evaluate(model: Module, data: tuple[torch.Tensor, torch.Tensor]) -> torch.Te
     was_training = model.training
     model.eval()
     total = torch.zeros(members, dtype=torch.float64, device=device)
-    step = _eval_chunk(members, x_all.shape[0])
+    step = _eval_chunk(model, members, x_all.shape[0])
     for start in range(0, x_all.shape[0], step):
         xb = x_all[start : start + step].to(device)
         yb = y_all[start : start + step].to(device)
@@ -291,7 +299,7 @@ def calibrate(model: Module, x_all: torch.Tensor) -> None:
     members = model.parameters()[0].shape[0]
     was_training = model.training
     model.eval()
-    step = _eval_chunk(members, x_all.shape[0])
+    step = _eval_chunk(model, members, x_all.shape[0])
     if not isinstance(model, Sequential):
         raise TypeError(f"calibrate needs a Sequential network, got {type(model).__name__}")
     for norm in [m for m in model.modules() if isinstance(m, BatchNorm1d)]:

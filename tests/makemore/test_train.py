@@ -218,7 +218,7 @@ def test_evaluate_in_chunks_equals_one_pass(data, monkeypatch, build, chunk):
     (chunk means are combined in float64), so they agree within N * EPS relative (gamma_N)."""
     model, _ = run(build, [5, 6], data, steps=5)
     before = [b.clone() for b in model.buffers()]
-    monkeypatch.setattr(train_module, "_eval_chunk", lambda members, n: chunk)
+    monkeypatch.setattr(train_module, "_eval_chunk", lambda model, members, n: chunk)
     chunked = evaluate(model, data)
     monkeypatch.undo()
     whole = evaluate(model, data)
@@ -246,7 +246,8 @@ def test_calibrate_sets_the_full_set_statistics(data, monkeypatch, build):
     variances) bounds the difference."""
     model, _ = run(build, [7, 8], data, steps=10)
     x, _ = data
-    monkeypatch.setattr(train_module, "_eval_chunk", lambda members, n: 1234)  # uneven chunks
+    # uneven chunks
+    monkeypatch.setattr(train_module, "_eval_chunk", lambda model, members, n: 1234)
     calibrate(model, x)
     assert model.training
     model.eval()
