@@ -427,3 +427,42 @@ def test_kills_at_random_moments_lose_no_finished_result(tmp_path: Path, ctx: Co
     assert leftovers(tmp_path) == []
     assert run_all(claims, ctx, tmp_path, report=quiet).cached == [c.id for c in claims]
     assert summary_ids(tmp_path) == [c.id for c in claims]
+
+
+# --- borderline checks: more seeds, then the cap -----------------------------------------------
+
+
+def test_a_straddling_check_adds_seeds_until_it_decides_or_reaches_the_cap(tmp_path: Path) -> None:
+    """Values 1 + (-1)^i * 4 / sqrt(i + 1): at 4 and 8 seeds the CI of the mean straddles 0, at
+    16 it lies above it. With a cap of 8 the claim stays undecided and is marked borderline."""
+    def values(ctx: Context) -> tuple[float, ...]:
+        return tuple(1 + (-1) ** i * 4 / math.sqrt(i + 1) for i in range(len(ctx.seeds)))
+
+    class Counting(Fake):
+        def __init__(self) -> None:
+            super().__init__(bound=0.0)
+            self.seen: list[int] = []
+
+    fake = Counting()
+    claim = fake_claim("fake.borderline", fake)
+    measure = claim.measure
+
+    def growing(ctx: Context) -> Measurement:
+        fake.values = values(ctx)
+        fake.seen.append(len(ctx.seeds))
+        return measure(ctx)
+
+    growing.metric_units = claim.metric_units  # type: ignore[attr-defined]
+    claim = dataclasses.replace(claim, measure=growing)
+    wide = dataclasses.replace(PROFILES["quick"], seeds=4, max_seeds=16)
+    run_all([claim], Context(wide), tmp_path / "wide", report=quiet)
+    record = strict_json((tmp_path / "wide" / "fake.borderline" / "result.json").read_text())
+    assert fake.seen == [4, 8, 16] and len(record["seeds"]) == 16
+    assert (record["verdict"], record["borderline"]) == ("reproduced", False)
+    fake.seen.clear()
+    capped = dataclasses.replace(wide, max_seeds=8)
+    run_all([claim], Context(capped), tmp_path / "capped", report=quiet)
+    record = strict_json((tmp_path / "capped" / "fake.borderline" / "result.json").read_text())
+    assert fake.seen == [4, 8]
+    assert (record["verdict"], record["borderline"]) == ("not reproduced", True)
+    assert record["checks"][0]["outcome"] == "straddle"
