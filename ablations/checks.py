@@ -77,6 +77,20 @@ def constructed(mean: float, spread: float = 0.0, unit: str = "") -> Metric:
     return Metric.of(mean + spread * PATTERN, unit)
 
 
+def assign(ref: Ref, target: float, spread: float, assigned: Assignment) -> Assignment:
+    """Metrics that give `ref` the value `target`: the metric itself, or for a pair (a, b) the
+    free side set seed by seed from the other (both free: b a constructed base)."""
+    if isinstance(ref, str):
+        return {ref: constructed(target, spread)}
+    a, b = ref
+    if a in assigned:
+        return {b: Metric.of(np.asarray(assigned[a].samples) - target)}
+    if b in assigned:
+        return {a: Metric.of(np.asarray(assigned[b].samples) + target)}
+    base = constructed(1.0, 0.01)
+    return {a: Metric.of(np.asarray(base.samples) + target), b: base}
+
+
 def place(lo: float, hi: float, where: str) -> float:
     """A value inside [lo, hi] ("in"), or clearly below or above it."""
     width = hi - lo if math.isfinite(hi - lo) and hi > lo else 1.0
@@ -297,18 +311,7 @@ class Above(Check):
         side = self.direction if outcome == Outcome.PASS else -self.direction
         scale = max(abs(value), 1.0)
         for step in (scale, scale / 10, scale / 1000):  # near and far, for other checks' sake
-            target = value + side * step
-            if isinstance(self.ref, str):
-                yield {self.ref: constructed(target, step / 100)}
-                continue
-            a, b = self.ref
-            if a in assigned:  # b = a - target, seed by seed
-                yield {b: Metric.of(np.asarray(assigned[a].samples) - target)}
-            elif b in assigned:
-                yield {a: Metric.of(np.asarray(assigned[b].samples) + target)}
-            else:
-                base = constructed(1.0, 0.01)
-                yield {a: Metric.of(np.asarray(base.samples) + target), b: base}
+            yield assign(self.ref, value + side * step, step / 100, assigned)
 
 
 @dataclass(frozen=True)
@@ -364,22 +367,11 @@ class Negligible(Check):
             yield from super().complete(outcome, assigned)
             return
         want_small = (outcome == Outcome.PASS) != self.negate
-        target = small if want_small else large
-        names = ref_metrics(self.ref)
-        free = [n for n in names if n not in assigned]
-        if not free:
+        if not [n for n in ref_metrics(self.ref) if n not in assigned]:
             yield from super().complete(outcome, assigned)
-        elif isinstance(self.ref, str):
-            yield {self.ref: constructed(target, s / 100)}
-        else:
-            a, b = self.ref
-            if a in assigned:
-                yield {b: Metric.of(np.asarray(assigned[a].samples) - target)}
-            elif b in assigned:
-                yield {a: Metric.of(np.asarray(assigned[b].samples) + target)}
-            else:
-                base = constructed(1.0, 0.01)
-                yield {a: Metric.of(np.asarray(base.samples) + target), b: base}
+            return
+        for target in ((small,) if want_small else (large, -large)):
+            yield assign(self.ref, target, s / 100, assigned)
 
 
 @dataclass(frozen=True)
