@@ -38,7 +38,10 @@ class Settings:
 
     @classmethod
     def of(cls, ctx: Context) -> Settings:
-        root = str(ctx.store.root.resolve()) if ctx.store is not None else ""
+        root = ""
+        if ctx.store is not None:  # made now, so that workers on this machine find it
+            ctx.store.root.mkdir(parents=True, exist_ok=True)
+            root = str(ctx.store.root.resolve())
         return cls(ctx.profile.name, ctx.n_seeds, str(ctx.device), ctx.data_path,
                    ctx.allow_other_data, root)
 
@@ -102,17 +105,20 @@ def execute_on_dask(work: Any, ctx: Context, commit: str, finished: Callable[[An
                     failed: Callable[..., None], progress: Any, result: Any, *,
                     workers: int, scheduler: str | None) -> None:
     """Submit the plan as one graph and write results as they arrive."""
+    client, cluster = connect(workers, scheduler)
     from distributed import as_completed
 
-    client, cluster = connect(workers, scheduler)
     settings = Settings.of(ctx)
     try:
+        # groups train in the plan's order (cheapest claims first); a claim runs as soon as
+        # its groups are done, before any waiting group
         runs = [client.submit(train_task, settings, group, key=f"train-{i}-{group[0].key[:8]}",
-                              pure=False)
+                              pure=False, priority=len(work.groups) - i)
                 for i, group in enumerate(work.groups)]
         claims = {client.submit(claim_task, settings, claim.id, work.keys[claim.id], commit,
                                 *[runs[i] for i in work.needs[claim.id]],
-                                key=f"claim-{claim.id}", pure=False): claim.id
+                                key=f"claim-{claim.id}", pure=False,
+                                priority=len(work.groups) + 1): claim.id
                   for claim in work.claims}
         group_of = {future.key: group for future, group in zip(runs, work.groups, strict=True)}
         for future in as_completed([*runs, *claims]):

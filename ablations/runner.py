@@ -91,7 +91,33 @@ def plan(claims: list[Claim], ctx: Context, out_dir: Path, force: bool = False) 
         wanted = {where[m.key] for t in claim.runs.values() for m in member_specs(t, ctx)
                   if m.key in where}
         needs[claim.id] = sorted(wanted)
-    return Plan(todo, keys, cached, groups, needs)
+    return cheapest_claims_first(Plan(todo, keys, cached, groups, needs))
+
+
+def cheapest_claims_first(work: Plan) -> Plan:
+    """Order claims, and the groups they wait for, so that finished claims arrive as early as
+    possible: repeatedly the groups of the claim whose remaining seed-steps, shared among all
+    the claims they would finish, are fewest. An interrupted long run then leaves the most
+    claims done."""
+    cost = [len(g) * g[0].steps for g in work.groups]
+    order: list[int] = []
+    claims: list[Claim] = []
+    left = list(work.claims)
+
+    def price(claim: Claim) -> float:
+        adding = set(order) | set(work.needs[claim.id])
+        finishes = sum(set(work.needs[c.id]) <= adding for c in left)
+        return sum(cost[i] for i in work.needs[claim.id] if i not in order) / finishes
+
+    while left:
+        order += [i for i in work.needs[min(left, key=price).id] if i not in order]
+        ready = [c for c in left if set(work.needs[c.id]) <= set(order)]
+        claims += ready
+        left = [c for c in left if c not in ready]
+    order += [i for i in range(len(work.groups)) if i not in order]
+    position = {old: new for new, old in enumerate(order)}
+    needs = {c: sorted(position[i] for i in wanted) for c, wanted in work.needs.items()}
+    return Plan(claims, work.keys, work.cached, [work.groups[i] for i in order], needs)
 
 
 def describe_plan(work: Plan) -> str:
@@ -209,18 +235,22 @@ def run_all(claims: list[Claim], ctx: Context, out_dir: Path, force: bool = Fals
 
 def execute_here(work: Plan, ctx: Context, commit: str, finished: Callable[[Written], None],
                  failed: Callable[..., None], progress: GraphProgress, result: RunReport) -> None:
-    """The graph in this process: each group once, then the claims in order."""
+    """The graph in this process: each group once, each claim as soon as its groups are done."""
     ctx.progress = progress.seed_steps
+    waiting = list(work.claims)
     try:
-        for group in work.groups:
-            train_group(ctx, group)
-            result.groups_trained += 1
-            result.member_runs_trained += len(group)
-            progress.run_done()
-        for claim in work.claims:
-            try:
-                finished(compute_claim(claim, ctx, work.keys[claim.id], commit))
-            except Exception as err:  # one claim's bug must not lose the others' results
-                failed(claim.id, err, traceback.format_exc())
+        for done in range(len(work.groups) + 1):
+            ready = [c for c in waiting if all(i < done for i in work.needs[c.id])]
+            for claim in ready:  # as soon as its groups are trained
+                waiting.remove(claim)
+                try:
+                    finished(compute_claim(claim, ctx, work.keys[claim.id], commit))
+                except Exception as err:  # one claim's bug must not lose the others' results
+                    failed(claim.id, err, traceback.format_exc())
+            if done < len(work.groups):
+                train_group(ctx, work.groups[done])
+                result.groups_trained += 1
+                result.member_runs_trained += len(work.groups[done])
+                progress.run_done()
     finally:
         ctx.progress = None

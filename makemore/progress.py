@@ -4,6 +4,7 @@ line; elsewhere (CI logs) it prints at most one line per tenth of the work."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -61,12 +62,23 @@ class GraphProgress:
     one line; elsewhere it writes a plain line when a run or a claim finishes, and at most one
     line a minute while training."""
 
-    def __init__(self, runs: int, claims: int, seed_steps: int, stream: TextIO | None = None):
+    def __init__(self, runs: int, claims: int, seed_steps: int, stream: TextIO | None = None,
+                 heartbeat: float = 60.0):
         self.runs, self.claims, self.total = runs, claims, seed_steps
         self.runs_done = self.claims_done = self.done = 0
         self.stream = stream if stream is not None else sys.stderr
         self.live = self.stream.isatty()
         self.start = self._last = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        # a line at least every `heartbeat` seconds, also while nothing finishes (a cluster
+        # reports its training only when a run is done)
+        self._beat = threading.Thread(target=self._beating, args=(heartbeat,), daemon=True)
+        self._beat.start()
+
+    def _beating(self, every: float) -> None:
+        while not self._stop.wait(every):
+            self._write(self.line(), force=False)
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.start
@@ -77,14 +89,15 @@ class GraphProgress:
                 f"{rate:,.0f} seed-steps/s, training eta {eta}, elapsed {elapsed / 60:,.1f} min")
 
     def _write(self, text: str, force: bool) -> None:
-        now = time.monotonic()
-        if self.live:
-            self.stream.write("\r\033[K" + text)
-            self.stream.flush()
-        elif force or now - self._last >= 60:
-            self.stream.write(text + "\n")
-            self.stream.flush()
-            self._last = now
+        with self._lock:
+            now = time.monotonic()
+            if self.live:
+                self.stream.write("\r\033[K" + text)
+                self.stream.flush()
+            elif force or now - self._last >= 60:
+                self.stream.write(text + "\n")
+                self.stream.flush()
+                self._last = now
 
     def seed_steps(self, n: int) -> None:
         self.done += n
@@ -96,12 +109,14 @@ class GraphProgress:
 
     def claim_done(self, claim_id: str, verdict: str) -> None:
         self.claims_done += 1
-        if self.live:
-            self.stream.write("\r\033[K")
-        self.stream.write(f"{claim_id}: {verdict}\n")
+        with self._lock:
+            if self.live:
+                self.stream.write("\r\033[K")
+            self.stream.write(f"{claim_id}: {verdict}\n")
         self._write(self.line(), force=True)
 
     def close(self) -> None:
+        self._stop.set()
         if self.live:
             self.stream.write("\n")
             self.stream.flush()

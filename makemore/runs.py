@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import hashlib
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +29,13 @@ from makemore.train import TrainConfig, evaluate, train
 MODELS = ("mlp", "deep")
 RECORDERS = ("update_ratios", "last_step")
 PER_MEMBER = {"mlp": ("w1", "b1", "w2", "b2", "bn_momentum"), "deep": ("gain", "bn_momentum")}
-CHECKPOINT_EVERY = 10_000  # steps between checkpoints of a long ensemble
+CHECKPOINT_ENV = "MAKEMORE_CHECKPOINT_EVERY"  # steps between checkpoints (default 10,000)
+
+
+def checkpoint_every() -> int:
+    """Steps between checkpoints of a long ensemble: 10,000 (a few minutes of the lecture's
+    networks on a CPU), or $MAKEMORE_CHECKPOINT_EVERY (a multiple of train.INDEX_CHUNK)."""
+    return int(os.environ.get(CHECKPOINT_ENV, "10000"))
 
 
 def json_ready(value: Any) -> Any:
@@ -190,8 +197,9 @@ def train_members(specs: Sequence[MemberSpec], splits: Splits, device: torch.dev
     spec = specs[0].spec
     callbacks = [UpdateRatios()] if "update_ratios" in spec["record"] else []
     checkpoint = None
-    if store is not None and specs[0].steps > CHECKPOINT_EVERY and not callbacks:
-        checkpoint = (store.checkpoint_path(group_key(specs)), CHECKPOINT_EVERY)
+    every = checkpoint_every()
+    if store is not None and specs[0].steps > every and not callbacks:
+        checkpoint = (store.checkpoint_path(group_key(specs)), every)
     report = None
     if progress is not None:
         members = len(specs)

@@ -120,6 +120,9 @@ class RunStore:
             results: dict[str, Any] | None = None) -> None:
         payload = pack(tensors)
         tensor_path, sidecar_path = self.paths(key)
+        # a run written again loses its sidecar first: killed between the two renames, the
+        # run is absent (trained again), never an old sidecar over new tensors
+        sidecar_path.unlink(missing_ok=True)
         write_atomic(tensor_path, payload)
         sidecar = {
             "version": SIDECAR_VERSION,

@@ -4,6 +4,7 @@ moments followed by a resume."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -67,10 +68,15 @@ def test_unknown_claim_exits_2_listing_the_valid_ids(results) -> None:
     assert [claim_id.strip() for claim_id in listed] == list(load_all())
 
 
+# without the optional Dask extra, --scheduler is refused for that reason, in one line too
+NO_SCHEDULER = (("tcp://127.0.0.1:9", "no Dask scheduler answers")
+                if importlib.util.find_spec("distributed") else ("--scheduler", "need Dask"))
+
+
 @pytest.mark.parametrize("name, option, detail", [
     ("seeds-0", "--seeds", "must be at least 1"),
     ("profile-nope", "--profile", "invalid choice: 'nope'"),
-    ("no-scheduler", "tcp://127.0.0.1:9", "no Dask scheduler answers"),
+    ("no-scheduler", *NO_SCHEDULER),
 ])
 def test_bad_option_exits_2_with_one_line(results, name: str, option: str, detail: str) -> None:
     run = results[name]

@@ -100,3 +100,40 @@ def test_serial_and_two_workers_write_the_same_results(tmp_path: Path) -> None:
     for claim in claims:
         a, b = written["serial"][claim.id], written["dask"][claim.id]
         assert a["metrics"] == b["metrics"] and a["verdict"] == b["verdict"]
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_is_rescheduled_and_resumes(tmp_path: Path, monkeypatch) -> None:
+    """A LocalCluster worker is SIGKILLed while it trains a checkpointed group; Dask reschedules
+    the task, which resumes from the checkpoint and returns the runs an uninterrupted training
+    returns, bit for bit."""
+    import os
+    import signal
+    import time
+
+    from distributed import Client, LocalCluster
+    from safetensors.torch import load as load_tensors
+
+    from ablations.cluster import Settings, train_task
+    from makemore.runs import train_members
+
+    monkeypatch.setenv("MAKEMORE_CHECKPOINT_EVERY", "1000")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    ctx = Context(PROFILES["full"], n_seeds=2, store=RunStore(tmp_path / "runs"))
+    (group,) = missing_groups(ctx, [mlp_run("batchnorm", 8000)])
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        future = client.submit(train_task, Settings.of(ctx), group, pure=False)
+        deadline = time.monotonic() + 300
+        while not list((tmp_path / "runs").glob("checkpoints/*.safetensors")):
+            assert time.monotonic() < deadline and not future.done()
+            time.sleep(0.05)
+        (address,) = [a for a, keys in client.processing().items() if future.key in keys]
+        pid = client.run(os.getpid, workers=[address])[address]
+        os.kill(pid, signal.SIGKILL)
+        resumed = future.result(timeout=600)
+    whole = train_members(group, ctx.splits(), ctx.device, None)
+    for key, (tensors, results) in whole.items():
+        blob, got = resumed[key]
+        assert got == results
+        assert all(torch.equal(load_tensors(blob)[k], v.contiguous()) for k, v in tensors.items())

@@ -3,8 +3,10 @@ reported in one line, and a long run killed at any moment resuming bit-identical
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -163,3 +165,41 @@ def test_a_damaged_checkpoint_is_reported_and_the_run_starts_over(splits, tmp_pa
     losses = torch.zeros(10, 1)
     assert checkpoint.load(path, model, streams, losses) == (0, {})
     assert "is damaged" in capsys.readouterr().err and not path.exists()
+
+
+def train_command(store: Path, steps: int = 6000) -> list[str]:
+    return [sys.executable, "-m", "makemore", "train", "--config", "batchnorm", "--seeds", "2",
+            "--steps", str(steps), "--save", "--json", "--runs", str(store)]
+
+
+def test_sigkill_during_a_long_run_then_the_rerun_ends_bit_identical(tmp_path: Path) -> None:
+    """`makemore train --save` checkpointing every 1,000 steps is SIGKILLed once a checkpoint
+    exists; the same command again resumes from it and stores runs bit-identical to those of
+    an uninterrupted run."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+           "MAKEMORE_CHECKPOINT_EVERY": "1000"}
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(train_command(killed), cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list(killed.glob("checkpoints/*.safetensors")) and time.monotonic() < deadline:
+        assert process.poll() is None, "the run ended before its first checkpoint"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not list(killed.glob("??/*.json")), "killed before any run was stored"
+    resumed = subprocess.run(train_command(killed), cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=600)
+    whole = subprocess.run(train_command(tmp_path / "whole"), cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == whole.returncode == 0, resumed.stderr + whole.stderr
+    # the rerun's first progress line already counts the checkpointed steps: it resumed
+    first = re.search(r"(\d+)/12000 seed-steps", resumed.stderr)
+    assert first is not None and int(first.group(1)) >= 2000, resumed.stderr
+    keys = json.loads(whole.stdout)["runs"]
+    assert json.loads(resumed.stdout)["runs"] == keys
+    assert not list(killed.glob("checkpoints/*.safetensors"))  # removed once stored
+    for key in keys:
+        a, b = RunStore(killed).get(key), RunStore(tmp_path / "whole").get(key)
+        assert a is not None and b is not None
+        assert all(torch.equal(a.tensors[name], b.tensors[name]) for name in b.tensors)
