@@ -117,6 +117,7 @@ def cheapest_claims_first(work: Plan) -> Plan:
     order += [i for i in range(len(work.groups)) if i not in order]
     position = {old: new for new, old in enumerate(order)}
     needs = {c: sorted(position[i] for i in wanted) for c, wanted in work.needs.items()}
+    claims.sort(key=lambda c: max(needs[c.id], default=-1))  # in the order they become ready
     return Plan(claims, work.keys, work.cached, [work.groups[i] for i in order], needs)
 
 

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from hypothesis import strategies as st
 from ablations.context import PROFILES, Context
 from ablations.measurement import Measurement, Metric
 from ablations.results import Outcome, cache_key, code_version, recover, result_record
-from ablations.runner import ClaimsFailedError, run_all
+from ablations.runner import ClaimsFailedError, Plan, cheapest_claims_first, run_all
 from ablations.verdicts import Verdict, judge
 from tests.ablations.fakes import STAGES, Fake, fake_claim, seed_values
 from tests.ablations.written import finished, leftovers, strict_json, summary_ids
@@ -466,3 +467,34 @@ def test_a_straddling_check_adds_seeds_until_it_decides_or_reaches_the_cap(tmp_p
     assert fake.seen == [4, 8]
     assert (record["verdict"], record["borderline"]) == ("not reproduced", True)
     assert record["checks"][0]["outcome"] == "straddle"
+
+
+def plan_of(costs: list[int], needs: list[set[int]]) -> Plan:
+    claims = [SimpleNamespace(id=f"c{i}") for i in range(len(needs))]
+    groups = [[SimpleNamespace(steps=cost)] for cost in costs]
+    return Plan(claims, {}, {}, groups, {f"c{i}": sorted(s) for i, s in enumerate(needs)})
+
+
+@given(data=st.data(), costs=st.lists(st.integers(1, 10**6), min_size=1, max_size=8))
+def test_ordering_a_plan_keeps_every_claim_and_what_it_needs(data, costs) -> None:
+    """The order is a permutation: the same groups, the same claims, each claim waiting for the
+    same group objects; the claims are listed in the order their groups are all trained."""
+    needs = data.draw(st.lists(st.sets(st.integers(0, len(costs) - 1)), min_size=1, max_size=8))
+    work = plan_of(costs, needs)
+    ordered = cheapest_claims_first(work)
+    assert sorted(map(id, ordered.groups)) == sorted(map(id, work.groups))
+    assert sorted(c.id for c in ordered.claims) == sorted(c.id for c in work.claims)
+    for claim in work.claims:
+        assert ({id(ordered.groups[i]) for i in ordered.needs[claim.id]} ==
+                {id(work.groups[i]) for i in work.needs[claim.id]})
+    ready = [max(ordered.needs[c.id], default=-1) for c in ordered.claims]
+    assert ready == sorted(ready)
+
+
+@pytest.mark.parametrize("costs, needs, first", [
+    ([100, 1], [{0}, {1}], "c1"),  # the cheaper claim, although listed second
+    ([30, 20], [{0}, {0}, {0}, {1}], "c0"),  # 30 seed-steps finishing three claims beat 20 for one
+    ([5, 5], [set(), {0}], "c0"),  # nothing to train: first
+])
+def test_the_claim_finishing_soonest_per_seed_step_goes_first(costs, needs, first) -> None:
+    assert cheapest_claims_first(plan_of(costs, needs)).claims[0].id == first
