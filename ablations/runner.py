@@ -37,7 +37,8 @@ from ablations.results import (
 from ablations.summary import write_summary
 from ablations.verdicts import Verdict, judge, render
 from makemore.progress import GraphProgress
-from makemore.runs import MemberSpec
+from makemore.runs import MemberSpec, build
+from makemore.throughput import matmul_flops
 
 FINDING_LIMIT = 200
 
@@ -94,12 +95,20 @@ def plan(claims: list[Claim], ctx: Context, out_dir: Path, force: bool = False) 
     return cheapest_claims_first(Plan(todo, keys, cached, groups, needs))
 
 
-def cheapest_claims_first(work: Plan) -> Plan:
+def training_flops(group: list[MemberSpec]) -> float:
+    """The matmul FLOPs of training a group: what its training time follows, roughly (a deep
+    seed-step costs several MLP seed-steps)."""
+    model, _ = build(group[:1])
+    return len(group) * group[0].steps * matmul_flops(model, group[0].spec["train"]["batch_size"])
+
+
+def cheapest_claims_first(work: Plan,
+                          cost_of: Callable[[list[MemberSpec]], float] = training_flops) -> Plan:
     """Order claims, and the groups they wait for, so that finished claims arrive as early as
-    possible: repeatedly the groups of the claim whose remaining seed-steps, shared among all
-    the claims they would finish, are fewest. An interrupted long run then leaves the most
+    possible: repeatedly the groups of the claim whose remaining training cost, shared among
+    all the claims they would finish, is least. An interrupted long run then leaves the most
     claims done."""
-    cost = [len(g) * g[0].steps for g in work.groups]
+    cost = [cost_of(g) for g in work.groups]
     order: list[int] = []
     claims: list[Claim] = []
     left = list(work.claims)

@@ -52,6 +52,17 @@ def pytest_report_header(config: pytest.Config) -> str:
     return line
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--data", metavar="PATH", help="the names.txt to test with, as the CLIs' "
+                     "--data (else $MAKEMORE_DATA, data/names.txt, ../shared, the download)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    path = config.getoption("--data")
+    if path:  # as an environment variable, so that the CLI subprocesses see it too
+        os.environ["MAKEMORE_DATA"] = str(Path(path).resolve())
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Without the data set nothing can run: stop at once with its one-line message instead of
     failing every test that needs it."""

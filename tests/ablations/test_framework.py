@@ -469,6 +469,10 @@ def test_a_straddling_check_adds_seeds_until_it_decides_or_reaches_the_cap(tmp_p
     assert record["checks"][0]["outcome"] == "straddle"
 
 
+def seed_steps(group: list[Any]) -> int:
+    return len(group) * group[0].steps
+
+
 def plan_of(costs: list[int], needs: list[set[int]]) -> Plan:
     claims = [SimpleNamespace(id=f"c{i}") for i in range(len(needs))]
     groups = [[SimpleNamespace(steps=cost)] for cost in costs]
@@ -481,7 +485,7 @@ def test_ordering_a_plan_keeps_every_claim_and_what_it_needs(data, costs) -> Non
     same group objects; the claims are listed in the order their groups are all trained."""
     needs = data.draw(st.lists(st.sets(st.integers(0, len(costs) - 1)), min_size=1, max_size=8))
     work = plan_of(costs, needs)
-    ordered = cheapest_claims_first(work)
+    ordered = cheapest_claims_first(work, seed_steps)
     assert sorted(map(id, ordered.groups)) == sorted(map(id, work.groups))
     assert sorted(c.id for c in ordered.claims) == sorted(c.id for c in work.claims)
     for claim in work.claims:
@@ -493,8 +497,8 @@ def test_ordering_a_plan_keeps_every_claim_and_what_it_needs(data, costs) -> Non
 
 @pytest.mark.parametrize("costs, needs, first", [
     ([100, 1], [{0}, {1}], "c1"),  # the cheaper claim, although listed second
-    ([30, 20], [{0}, {0}, {0}, {1}], "c0"),  # 30 seed-steps finishing three claims beat 20 for one
+    ([30, 20], [{0}, {0}, {0}, {1}], "c0"),  # 30 finishing three claims beat 20 for one
     ([5, 5], [set(), {0}], "c0"),  # nothing to train: first
 ])
 def test_the_claim_finishing_soonest_per_seed_step_goes_first(costs, needs, first) -> None:
-    assert cheapest_claims_first(plan_of(costs, needs)).claims[0].id == first
+    assert cheapest_claims_first(plan_of(costs, needs), seed_steps).claims[0].id == first

@@ -84,7 +84,6 @@ def test_a_damaged_stored_run_is_trained_again(ctx: Context, monkeypatch, capsys
                                                   again.model.parameters(), strict=True))
 
 
-@pytest.mark.slow
 def test_serial_and_two_workers_write_the_same_results(tmp_path: Path) -> None:
     """The same claims on a 2-worker LocalCluster and in this process: identical metrics."""
     from ablations.registry import select
