@@ -109,9 +109,12 @@ def test_ctrl_c_exits_130_and_leaves_nothing_half_written(tmp_path: Path) -> Non
     """SIGINT while the second claim is measuring: exit 130 with the one-line message; the first
     claim's result is kept, nothing of the second is left."""
     started, out = tmp_path / "started", tmp_path / "out"
+    # a shell ignores SIGINT in the background jobs it starts, and the ignoring is inherited:
+    # the CLI under test gets Ctrl-C's default disposition, however pytest itself was started
     process = ablations("run", "--only", "fake.*", "--out", str(out),
                         module="tests.ablations.cli_with_fakes",
-                        env={**ENV, "FAKE_STARTED": str(started)})
+                        env={**ENV, "FAKE_STARTED": str(started)},
+                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not started.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
