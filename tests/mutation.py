@@ -1,7 +1,9 @@
 """Mutation smoke test (`tox -e mutate`): put known bugs into a copy of the code, one at a
 time, and check that the fast test suite fails for each. A bug the suite lets through is a hole
 in the tests; a mutation whose code is no longer there is reported too (the list must follow
-the code). Prints caught/total and exits 1 unless every bug was caught.
+the code). The unmutated suite runs first, as the control: if it fails, nothing is counted (exit
+2). Prints caught/total, with the first test that failed, and exits 1 unless every bug was
+caught.
 
     python -m tests.mutation [-k NAME] [--pytest-args "..."]
 """
@@ -69,10 +71,14 @@ def copy_tree(target: Path) -> None:
         shutil.copy2(data, target / "data" / "names.txt")
 
 
-def run_suite(checkout: Path, extra: list[str]) -> int:
+def run_suite(checkout: Path, extra: list[str]) -> tuple[int, str]:
+    """The suite's exit code and the first test that failed ("" if none)."""
     env = {**os.environ, "PYTHONPATH": str(checkout), "HYPOTHESIS_PROFILE": "ci"}
-    return subprocess.run([sys.executable, "-m", "pytest", *FAST_SUITE, *extra], cwd=checkout,
-                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    done = subprocess.run([sys.executable, "-m", "pytest", *FAST_SUITE, "-rf", *extra],
+                          cwd=checkout, env=env, capture_output=True, text=True)
+    failed = [line.split()[1] for line in done.stdout.splitlines()
+              if line.startswith(("FAILED ", "ERROR "))]
+    return done.returncode, failed[0] if failed else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as temp:
         checkout = Path(temp) / "checkout"
         copy_tree(checkout)
+        # the control: a suite that fails without any bug would "catch" every one
+        code, first = run_suite(checkout, args.pytest_args.split())
+        if code != 0:
+            print(f"the suite fails without any mutation (exit {code}, {first or 'no test'}): "
+                  "fix that first")
+            return 2
+        print("control: the suite passes without mutations", flush=True)
         for mutation in chosen:
             path = checkout / mutation.path
             original = path.read_text()
@@ -93,12 +106,13 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             path.write_text(original.replace(mutation.before, mutation.after))
             start = time.monotonic()
-            code = run_suite(checkout, args.pytest_args.split())
+            code, first = run_suite(checkout, args.pytest_args.split())
             path.write_text(original)
             found = code not in (0, 5)  # 5: no tests collected, which catches nothing
             caught += found
+            by = f", by {first}" if first else ""
             print(f"{'caught' if found else 'ESCAPED':<8} {mutation.name} "
-                  f"({time.monotonic() - start:.0f} s)", flush=True)
+                  f"({time.monotonic() - start:.0f} s{by})", flush=True)
     print(f"mutations caught: {caught}/{len(chosen)}")
     return 0 if caught == len(chosen) else 1
 
