@@ -74,16 +74,30 @@ def _one_pass(device: str, threads: int, members: int, m: int, k: int, n: int,
 def _onehot_sums_in_order(device: str, threads: int, members: int, rows: int, k: int,
                           dim: int) -> bool:
     """Whether a one-hot (rows, k) @ (k, dim) matmul equals embedding_dense_backward, which
-    adds each row's contributions in index order (the probe argument of _one_pass). The probe's
-    indices hit two rows only and its terms span 2**-20..2**20, so any other order shows."""
+    adds each row's contributions in index order (the probe argument of _one_pass). Two probes
+    must both agree. In the first, a row's first contribution is 1 and its later ones 2**-24:
+    added in index order each later one rounds away (a tie, to even), while any other order or
+    grouping adds two of them first, or one before the 1, and ends above 1. The second uses
+    N(0, 1) terms over all rows, so a kernel that treats rows differently shows too. (Terms of
+    widely spread magnitudes would not do: the largest absorbs the rest in any order.)"""
     g = torch.Generator().manual_seed(0)
-    index = torch.randint(0, min(rows, 2), (members, k), generator=g).to(device)
-    scale = 2.0 ** torch.randint(-20, 21, (members, k, dim), generator=g)
-    grad = (torch.randn(members, k, dim, generator=g) * scale).to(device)
-    onehot = torch.zeros(members, rows, k, device=device).scatter_(1, index.unsqueeze(1), 1.0)
-    offsets = torch.arange(members, device=device).unsqueeze(1) * rows
-    dense = aten.embedding_dense_backward(grad, index + offsets, members * rows, -1, False)
-    return torch.equal(torch.bmm(onehot, grad), dense.view(members, rows, dim))
+    position = torch.arange(k).expand(members, k)
+    index = torch.randint(0, min(rows, max(1, k // 8)), (members, k), generator=g)
+    first = torch.full((members, rows), k).scatter_reduce_(1, index, position, "amin")
+    ties = torch.where(position == first.gather(1, index), 1.0, 2.0 ** -24)
+    column = 2.0 ** (torch.arange(dim) % 5)  # exact scalings: every column keeps the ties
+    probes = [(index, ties.unsqueeze(2) * column),
+              (torch.randint(0, rows, (members, k), generator=g),
+               torch.randn(members, k, dim, generator=g))]
+    offsets = torch.arange(members).unsqueeze(1) * rows
+    for index, grad in probes:
+        onehot = torch.zeros(members, rows, k).scatter_(1, index.unsqueeze(1), 1.0)
+        dense = aten.embedding_dense_backward(grad.to(device), (index + offsets).to(device),
+                                              members * rows, -1, False)
+        if not torch.equal(torch.bmm(onehot.to(device), grad.to(device)),
+                           dense.view(members, rows, dim)):
+            return False
+    return True
 
 
 def _number(value: float | Tensor) -> Tensor:
