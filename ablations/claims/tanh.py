@@ -492,7 +492,8 @@ register(Claim(
         partly_means="ReLU is better with BN, the lecture's motif (L:199-201), by {gain_bn}, "
                      "but not without BN ({gain_plain})"),
     headline="gain_bn",
-    finding=f"At {DEPTH} layers " "ReLU's val loss is {gain_bn} below tanh's with BN and "
+    # a difference, not "below": the sign is the finding (negative: ReLU ends above tanh)
+    finding=f"At {DEPTH} layers " "tanh's val loss minus ReLU's is {gain_bn} with BN and "
             "{gain_plain} without ({gain_bn_long:mean} and {gain_plain_long:mean} at twice the "
             "steps).",
 ))
