@@ -64,7 +64,7 @@ def train_task(settings: Settings, specs: list) -> dict[str, tuple[bytes, dict[s
     return {key: (pack(tensors), results) for key, (tensors, results) in trained.items()}
 
 
-def claim_task(settings: Settings, claim_id: str, key: str, commit: str,
+def claim_task(settings: Settings, claim_id: str, key: str, code: str, commit: str,
                *payloads: dict[str, tuple[bytes, dict[str, Any]]]) -> Any:
     """Compute one claim on a worker from the member runs it was handed."""
     from safetensors.torch import load as load_tensors
@@ -76,7 +76,7 @@ def claim_task(settings: Settings, claim_id: str, key: str, commit: str,
     for payload in payloads:
         for run_key, (blob, results) in payload.items():
             ctx._memo[run_key] = (load_tensors(blob), results)
-    return compute_claim(load_all()[claim_id], ctx, key, commit)
+    return compute_claim(load_all()[claim_id], ctx, key, code, commit)
 
 
 class SchedulerError(ConnectionError):
@@ -115,7 +115,8 @@ def execute_on_dask(work: Any, ctx: Context, commit: str, finished: Callable[[An
         runs = [client.submit(train_task, settings, group, key=f"train-{i}-{group[0].key[:8]}",
                               pure=False, priority=len(work.groups) - i)
                 for i, group in enumerate(work.groups)]
-        claims = {client.submit(claim_task, settings, claim.id, work.keys[claim.id], commit,
+        claims = {client.submit(claim_task, settings, claim.id, work.keys[claim.id],
+                                work.codes[claim.id], commit,
                                 *[runs[i] for i in work.needs[claim.id]],
                                 key=f"claim-{claim.id}", pure=False,
                                 priority=len(work.groups) + 1): claim.id

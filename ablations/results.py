@@ -55,13 +55,15 @@ def code_version(claim: Claim) -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_key(claim: Claim, context_description: dict[str, Any], data_sha256: str) -> str:
+def cache_key(claim: Claim, context_description: dict[str, Any], data_sha256: str,
+              code: str | None = None) -> str:
+    """`code`: the claim's code version as read when the plan was made (default: now)."""
     payload = json.dumps(
         {
             "claim": claim.id,
             "rules": claim.rules_hash(),
             "context": context_description,
-            "code": code_version(claim),
+            "code": code_version(claim) if code is None else code,
             "data": data_sha256,
         },
         sort_keys=True,
@@ -146,10 +148,12 @@ def result_record(
     data_sha256: str,
     duration_s: float,
     key: str,
+    code: str,
     commit: str,
 ) -> dict[str, Any]:
-    """`commit` is the code's commit when the run started (a commit made during a long run
-    must not be credited with results computed by the code before it)."""
+    """`code` and `commit` are the claim's code version and the commit when the run started:
+    a file edited or a commit made during a long run must not be credited with results that
+    the code before it computed (status then calls the result stale, for its code)."""
     m, judged = outcome.measurement, outcome.judged
     declaration = claim.declaration()
     return {
@@ -181,7 +185,7 @@ def result_record(
         "tolerances": declaration["tolerances"],
         "grid": declaration["grid"],
         "rules_hash": claim.rules_hash(),
-        "code_version": code_version(claim),
+        "code_version": code,
         "runs": outcome.runs,
         "profile": context["profile"]["name"],
         "profile_settings": context["profile"],

@@ -29,6 +29,7 @@ from ablations.results import (
     RESULT_FILE,
     Outcome,
     cache_key,
+    code_version,
     git_commit,
     recover,
     result_record,
@@ -57,6 +58,7 @@ class Written:
 class Plan:
     claims: list[Claim]  # to compute
     keys: dict[str, str]  # claim id -> cache key
+    codes: dict[str, str]  # claim id -> its code version, read once, into its key
     cached: dict[str, dict[str, Any]]  # claim id -> the finished record
     groups: list[list[MemberSpec]]  # member runs to train, one ensemble each
     needs: dict[str, list[int]] = field(default_factory=dict)  # claim id -> group indices
@@ -77,7 +79,8 @@ def cached_record(out_dir: Path, claim_id: str, key: str) -> dict[str, Any] | No
 
 
 def plan(claims: list[Claim], ctx: Context, out_dir: Path, force: bool = False) -> Plan:
-    keys = {c.id: cache_key(c, ctx.describe(), ctx.data_sha256) for c in claims}
+    codes = {c.id: code_version(c) for c in claims}
+    keys = {c.id: cache_key(c, ctx.describe(), ctx.data_sha256, codes[c.id]) for c in claims}
     cached = {}
     if not force:
         for claim in claims:
@@ -92,7 +95,7 @@ def plan(claims: list[Claim], ctx: Context, out_dir: Path, force: bool = False) 
         wanted = {where[m.key] for t in claim.runs.values() for m in member_specs(t, ctx)
                   if m.key in where}
         needs[claim.id] = sorted(wanted)
-    return cheapest_claims_first(Plan(todo, keys, cached, groups, needs))
+    return cheapest_claims_first(Plan(todo, keys, codes, cached, groups, needs))
 
 
 def training_flops(group: list[MemberSpec]) -> float:
@@ -127,7 +130,8 @@ def cheapest_claims_first(work: Plan,
     position = {old: new for new, old in enumerate(order)}
     needs = {c: sorted(position[i] for i in wanted) for c, wanted in work.needs.items()}
     claims.sort(key=lambda c: max(needs[c.id], default=-1))  # in the order they become ready
-    return Plan(claims, work.keys, work.cached, [work.groups[i] for i in order], needs)
+    return Plan(claims, work.keys, work.codes, work.cached, [work.groups[i] for i in order],
+                needs)
 
 
 def describe_plan(work: Plan) -> str:
@@ -170,7 +174,7 @@ def measure_and_judge(claim: Claim, ctx: Context) -> Outcome:
         n = min(cap, 2 * n)
 
 
-def compute_claim(claim: Claim, ctx: Context, key: str, commit: str) -> Written:
+def compute_claim(claim: Claim, ctx: Context, key: str, code: str, commit: str) -> Written:
     """Everything about one claim, as bytes and a record: it runs anywhere (a Dask worker
     too) and writes nothing."""
     start = time.monotonic()
@@ -182,7 +186,8 @@ def compute_claim(claim: Claim, ctx: Context, key: str, commit: str) -> Written:
     figure.savefig(png, format="png", dpi=100)
     table = outcome.measurement.table.to_csv(index=False).encode()
     record = result_record(claim, outcome, context=ctx.describe(), data_sha256=ctx.data_sha256,
-                           duration_s=time.monotonic() - start, key=key, commit=commit)
+                           duration_s=time.monotonic() - start, key=key, code=code,
+                           commit=commit)
     return Written(claim.id, record, table, png.getvalue())
 
 
@@ -254,7 +259,8 @@ def execute_here(work: Plan, ctx: Context, commit: str, finished: Callable[[Writ
             for claim in ready:  # as soon as its groups are trained
                 waiting.remove(claim)
                 try:
-                    finished(compute_claim(claim, ctx, work.keys[claim.id], commit))
+                    finished(compute_claim(claim, ctx, work.keys[claim.id],
+                                           work.codes[claim.id], commit))
                 except Exception as err:  # one claim's bug must not lose the others' results
                     failed(claim.id, err, traceback.format_exc())
             if done < len(work.groups):

@@ -141,7 +141,7 @@ def test_any_float_is_written_as_strict_json(ctx, values, predictions) -> None:
     judged = judge(claim.rules, measurement)
     outcome = Outcome(measurement, judged.verdict, judged, "f", ctx.seeds, {})
     record = result_record(claim, outcome, context=ctx.describe(), data_sha256="0" * 64,
-                           duration_s=0.5, key="k", commit="abc123")
+                           duration_s=0.5, key="k", code="c0de", commit="abc123")
     back = strict_json(json.dumps(record, allow_nan=False))  # what write_claim writes
     check_schema(back)
     written = back["metrics"]["value"]
@@ -329,6 +329,28 @@ def test_editing_a_claim_module_reruns_only_its_claims(tmp_path: Path, monkeypat
     assert code_version(claim_b) == version_b
 
 
+def test_a_module_edited_during_the_run_leaves_its_result_stale(tmp_path: Path, monkeypatch,
+                                                                ctx: Context) -> None:
+    """The result of code that was edited while it ran carries the version the run started
+    with, so it is computed again, not credited to the edited code."""
+    path, module, claim = claim_module(tmp_path, monkeypatch, "fake_family_c", "fake.c")
+    before = code_version(claim)
+
+    def measure_then_edit(context):
+        path.write_text(path.read_text() + "\n# edited while the run measures\n")
+        return module.measure(context)
+
+    measure_then_edit.metric_units = module.measure.metric_units
+    measure_then_edit.__module__ = module.__name__  # its code is the family module's
+    edited = dataclasses.replace(claim, measure=measure_then_edit)
+    out = tmp_path / "out"
+    run_all([edited], ctx, out, report=quiet)
+    record = json.loads((out / "fake.c" / "result.json").read_text())
+    assert record["code_version"] == before != code_version(claim)
+    run_all([claim], ctx, out, report=quiet)
+    assert len(module.calls) == 2
+
+
 # --- failures, atomic writes and recovery ----------------------------------------------------
 
 
@@ -476,7 +498,7 @@ def seed_steps(group: list[Any]) -> int:
 def plan_of(costs: list[int], needs: list[set[int]]) -> Plan:
     claims = [SimpleNamespace(id=f"c{i}") for i in range(len(needs))]
     groups = [[SimpleNamespace(steps=cost)] for cost in costs]
-    return Plan(claims, {}, {}, groups, {f"c{i}": sorted(s) for i, s in enumerate(needs)})
+    return Plan(claims, {}, {}, {}, groups, {f"c{i}": sorted(s) for i, s in enumerate(needs)})
 
 
 @given(data=st.data(), costs=st.lists(st.integers(1, 10**6), min_size=1, max_size=8))
