@@ -33,7 +33,8 @@ def lines_from(report: dict) -> list[str]:
     where = (f"Measured {report.get('datetime', '')[:10]} by `tox -e bench` on {cpu} "
              f"({info[0]['cores']} cores), {info[0]['threads']} torch thread; "
              f"{info[0]['steps']} steps per round, the fastest of 5 rounds; load average "
-             f"{min(loads):.1f} to {max(loads):.1f} during the run (other jobs shared the cores).")
+             f"{min(loads):.1f} to {max(loads):.1f} during the run (the benchmark itself "
+             "adds 1; more means other jobs shared the cores).")
     return [*table(rates, "notebook loop"), "", where]
 
 
