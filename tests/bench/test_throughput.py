@@ -1,7 +1,9 @@
 """Throughput in seed-steps per second, in one pytest run: the notebook's plain single-run loop,
 the engine (makemore.train, on its fast step) at E = 1, 16, 64 and 256 members for the lecture's
 MLP (kaiming config) and for the deep BatchNorm network, and a ceiling: the Linear layers of the
-MLP's fast step alone at E = 64. After each runner the sgemm rate that sets its limit is
+MLP's fast step alone at E = 64. Then what leaving bit-identity would give at E = 64: the
+float-tolerance step of float_step.py in the fastest layouts, the same step under torch.compile,
+and its six matmuls alone, then with tanh. After each runner the sgemm rate that sets its limit is
 measured anew (makemore.throughput), so that both see the same load on shared cores.
 
 Run with `pytest -m bench tests/bench --benchmark-only` (tox -e bench). Nothing here asserts a
@@ -12,6 +14,7 @@ the saved JSON. A seed-step is one SGD step of one member: E members doing S ste
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
@@ -23,6 +26,7 @@ from makemore.models import NOTEBOOK_SEED
 from makemore.modules import Streams
 from makemore.throughput import NETWORKS, Rate, matmul_flops, sgemm_flops_per_second
 from makemore.train import TrainConfig, train
+from tests.bench.float_step import FloatStep
 
 pytestmark = pytest.mark.bench
 
@@ -127,3 +131,62 @@ def test_linear_layers_alone(benchmark, splits):
     with torch.no_grad():
         benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=1)
     record(benchmark, f"Linear layers of the MLP step alone, E = {members}", "MLP", members)
+
+
+def float_step_runner(splits, members: int, wrap=lambda step: step):
+    """setup and run for pytest-benchmark: STEPS steps of a fresh FloatStep (wrapped, e.g.
+    compiled), on batches drawn as the engine draws them."""
+    x_all, y_all = splits.train
+
+    def setup():
+        streams = Streams([NOTEBOOK_SEED + i for i in range(members)])
+        step = FloatStep(NETWORKS["MLP"](streams), 32)
+        return (wrap(step), streams.randint(x_all.shape[0], STEPS, 32)), {}
+
+    x = torch.empty(members, 32, x_all.shape[1], dtype=torch.long)
+    y = torch.empty(members, 32, dtype=torch.long)
+
+    def run(step, chunk):
+        for i in range(STEPS):  # the batch gathered into buffers, as the engine does
+            rows = chunk[:, i].reshape(-1)
+            torch.index_select(x_all, 0, rows, out=x.view(rows.shape[0], -1))
+            torch.index_select(y_all, 0, rows, out=y.view(-1))
+            step(x, y, 0.1)
+
+    return setup, run
+
+
+def test_float_step(benchmark, splits):
+    setup, run = float_step_runner(splits, 64)
+    benchmark.pedantic(run, setup=setup, rounds=ROUNDS, warmup_rounds=1)
+    record(benchmark, "float-tolerance step (float_step.py), E = 64", "MLP", 64)
+
+
+def test_float_step_compiled(benchmark, splits):
+    """The same step under torch.compile (inductor); skipped where it cannot compile."""
+    compiled = torch.compile(FloatStep.__call__, dynamic=False)
+    setup, run = float_step_runner(splits, 64, lambda step: functools.partial(compiled, step))
+    try:
+        args, _ = setup()
+        run(*args)
+    except Exception as error:  # inductor needs a C++ compiler
+        pytest.skip(f"torch.compile failed here: {type(error).__name__}")
+    benchmark.pedantic(run, setup=setup, rounds=ROUNDS, warmup_rounds=1)
+    record(benchmark, "the same step under torch.compile, E = 64", "MLP", 64)
+
+
+@pytest.mark.parametrize("tanh", [False, True], ids=["matmuls", "matmuls+tanh"])
+def test_float_step_ceilings(benchmark, splits, tanh):
+    """The float-tolerance step's six matmuls alone at E = 64, and with the hidden layer's tanh
+    forward and backward: the second is the most any step of these kernels can reach."""
+    setup, run = float_step_runner(splits, 64)
+    (step, chunk), _ = setup()
+    run(step, chunk)  # fills the buffers the matmuls read
+
+    def ceiling():
+        for _ in range(STEPS):
+            step.matmuls(tanh)
+
+    benchmark.pedantic(ceiling, rounds=ROUNDS, warmup_rounds=1)
+    what = "and tanh forward and backward" if tanh else "alone"
+    record(benchmark, f"its six matmuls {what}, E = 64", "MLP", 64)
