@@ -8,11 +8,15 @@ task rescheduled after a worker died resumes from its last checkpoint.
 
 Each worker runs one thread (torch too): the engine's numbers do not depend on the thread count
 or on which members train together, so the results equal a serial run's bit for bit.
+
+A training task reports its seed-steps as it goes, as Dask events that the client's progress
+display subscribes to, so that the rate and ETA move while long runs train.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +27,7 @@ from ablations.context import PROFILES, Context
 from makemore.store import RunStore, pack
 
 WORKER_THREADS = 1
+PROGRESS_TOPIC = "makemore-seed-steps"
 
 
 @dataclass(frozen=True)
@@ -56,10 +61,15 @@ class Settings:
 
 
 def train_task(settings: Settings, specs: list) -> dict[str, tuple[bytes, dict[str, Any]]]:
-    """Train one group on a worker; return each member run as bytes and results."""
+    """Train one group on a worker; return each member run as bytes and results. Seed-steps
+    are logged as events under PROGRESS_TOPIC as they are done: (the group's first key, n)."""
+    from distributed import get_worker
+
     from ablations.experiments.runs import train_group
 
     ctx = settings.context()
+    worker, group = get_worker(), specs[0].key
+    ctx.progress = lambda n: worker.log_event(PROGRESS_TOPIC, [group, n])
     trained = train_group(ctx, specs)
     return {key: (pack(tensors), results) for key, (tensors, results) in trained.items()}
 
@@ -77,6 +87,34 @@ def claim_task(settings: Settings, claim_id: str, key: str, code: str, commit: s
         for run_key, (blob, results) in payload.items():
             ctx._memo[run_key] = (load_tensors(blob), results)
     return compute_claim(load_all()[claim_id], ctx, key, code, commit)
+
+
+class StreamedSteps:
+    """Seed-steps of the groups in training, counted from their events and settled when a
+    group is done: its events after that, or beyond its size (a rescheduled task that starts
+    over), are not counted again. `tell(n)` hears of every counted step. Events arrive on the
+    client's event loop and completions on the main thread, hence the lock."""
+
+    def __init__(self, sizes: dict[str, int], tell: Callable[[int], None]):
+        self.sizes, self.tell = sizes, tell
+        self.counted = dict.fromkeys(sizes, 0)
+        self._lock = threading.Lock()
+
+    def event(self, event: tuple[float, Any]) -> None:
+        group, n = event[1]
+        with self._lock:
+            if group not in self.counted:
+                return
+            n = min(n, self.sizes[group] - self.counted[group])
+            self.counted[group] += n
+        if n > 0:
+            self.tell(n)
+
+    def done(self, group: str) -> None:
+        with self._lock:
+            rest = self.sizes[group] - self.counted.pop(group, self.sizes[group])
+        if rest > 0:
+            self.tell(rest)
 
 
 class SchedulerError(ConnectionError):
@@ -109,7 +147,10 @@ def execute_on_dask(work: Any, ctx: Context, commit: str, finished: Callable[[An
     from distributed import as_completed
 
     settings = Settings.of(ctx)
+    streamed = StreamedSteps({group[0].key: len(group) * group[0].spec["train"]["steps"]
+                              for group in work.groups}, progress.seed_steps)
     try:
+        client.subscribe_topic(PROGRESS_TOPIC, streamed.event)
         # groups train in the plan's order (cheapest claims first); a claim runs as soon as
         # its groups are done, before any waiting group
         runs = [client.submit(train_task, settings, group, key=f"train-{i}-{group[0].key[:8]}",
@@ -129,8 +170,7 @@ def execute_on_dask(work: Any, ctx: Context, commit: str, finished: Callable[[An
                 except Exception as err:  # its claims fail with it, and say so
                     progress.stream.write(f"training {future.key} failed: {err}\n")
                     continue
-                progress.seed_steps(len(group_of[future.key]) *
-                                    group_of[future.key][0].spec["train"]["steps"])
+                streamed.done(group_of[future.key][0].key)
                 progress.run_done()
                 result.groups_trained += 1
                 result.member_runs_trained += len(group_of[future.key])
@@ -140,6 +180,7 @@ def execute_on_dask(work: Any, ctx: Context, commit: str, finished: Callable[[An
             except Exception as err:  # a claim's bug must not lose the others' results
                 failed(claims[future], err, "".join(traceback.format_exception(err)))
     finally:
+        client.unsubscribe_topic(PROGRESS_TOPIC)
         client.close()
         if cluster is not None:
             cluster.close()

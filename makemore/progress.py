@@ -71,8 +71,7 @@ class GraphProgress:
         self.start = self._last = time.monotonic()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        # a line at least every `heartbeat` seconds, also while nothing finishes (a cluster
-        # reports its training only when a run is done)
+        # a line at least every `heartbeat` seconds, also while nothing finishes
         self._beat = threading.Thread(target=self._beating, args=(heartbeat,), daemon=True)
         self._beat.start()
 
@@ -100,7 +99,9 @@ class GraphProgress:
                 self._last = now
 
     def seed_steps(self, n: int) -> None:
-        self.done += n
+        """Also called from a cluster client's event thread, hence the lock."""
+        with self._lock:
+            self.done += n
         self._write(self.line(), force=False)
 
     def run_done(self) -> None:
