@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from pathlib import Path
 
 from makemore.throughput import Rate, table
@@ -50,8 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("report", type=Path, help="pytest-benchmark JSON (--benchmark-json)")
     parser.add_argument("--readme", type=Path, default=Path("README.md"))
     args = parser.parse_args(argv)
-    lines = lines_from(json.loads(args.report.read_text()))
-    args.readme.write_text(replace_block(args.readme.read_text(), lines))
+    try:
+        lines = lines_from(json.loads(args.report.read_text()))
+        text = replace_block(args.readme.read_text(), lines)
+    except (OSError, ValueError) as err:  # JSONDecodeError is a ValueError
+        print(f"readme_table: {err}; give a --benchmark-json report and a README with the "
+              "markers", file=sys.stderr)
+        return 2
+    args.readme.write_text(text)
     print("\n".join(lines))
     return 0
 

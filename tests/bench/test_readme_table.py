@@ -3,6 +3,8 @@ so its figures are the report's and nothing else (no timing is measured here).""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -45,3 +47,19 @@ def test_only_the_marked_block_is_replaced() -> None:
 def test_a_report_without_throughput_figures_is_refused() -> None:
     with pytest.raises(ValueError, match="no throughput figures"):
         lines_from({"benchmarks": [{"extra_info": {}}]})
+
+
+@pytest.mark.parametrize("problem", ["no report", "not JSON", "no markers"])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, problem) -> None:
+    from tests.bench.readme_table import main
+
+    bench, readme = tmp_path / "bench.json", tmp_path / "README.md"
+    readme.write_text("no markers" if problem == "no markers" else f"{START}\n{END}\n")
+    good = json.dumps(report([1.0], 1e9, 10**6, [1.0]))
+    if problem != "no report":
+        bench.write_text("{" if problem == "not JSON" else good)
+    before = readme.read_text()
+    assert main([str(bench), "--readme", str(readme)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("readme_table: ")
+    assert readme.read_text() == before
